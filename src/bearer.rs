@@ -1,0 +1,157 @@
+//! Pulling the access token out of a request (RFC 6750 §2).
+//!
+//! - `Authorization: Bearer <token>`: the scheme is case-insensitive, the token must be a
+//!   `b64token`, and there must be exactly one `Authorization` header.
+//! - The `access_token` query parameter (RFC 6750 §2.3) is read only when opted in, and a token sent
+//!   both ways is a malformed request. The form-body method (§2.2) is not supported: reading a body
+//!   in an authentication layer would buffer every request.
+//! - A token longer than the size limit is refused before any parsing.
+//!
+//! A request with no `Authorization` header, or one with another scheme (`Basic …`), carries no
+//! bearer token: that is "no credentials" (401 without an error code), not a malformed request.
+
+use std::borrow::Cow;
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Uri};
+
+/// Default maximum token size in bytes.
+pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The request is malformed as far as bearer authentication goes. Rendered as
+/// `400 invalid_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// More than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    MultipleHeaders,
+    /// The token was sent in the header and the query, or twice in the query.
+    #[error("access token sent by more than one method")]
+    MultipleTokens,
+    /// The credentials are not `Bearer` followed by a `b64token`.
+    #[error("Authorization header is not a valid bearer credential")]
+    Malformed,
+    /// The token is longer than the configured limit.
+    #[error("access token is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl BearerError {
+    /// A short description that is safe to send to the client in `error_description`.
+    pub fn description(&self) -> &'static str {
+        match self {
+            BearerError::MultipleHeaders => "More than one Authorization header",
+            BearerError::MultipleTokens => "The access token was sent more than once",
+            BearerError::Malformed => "The Authorization header is not a valid Bearer credential",
+            BearerError::TooLarge { .. } => "The access token is too large",
+        }
+    }
+}
+
+/// Where tokens may be read from, and how large they may be.
+#[derive(Clone, Debug)]
+pub(crate) struct BearerPolicy {
+    pub(crate) max_token_bytes: usize,
+    pub(crate) allow_query: bool,
+}
+
+impl Default for BearerPolicy {
+    fn default() -> Self {
+        BearerPolicy {
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            allow_query: false,
+        }
+    }
+}
+
+impl BearerPolicy {
+    /// The bearer token of a request: `Ok(None)` when there is none, an error when the request is
+    /// malformed.
+    pub(crate) fn extract<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Option<Cow<'r, str>>, BearerError> {
+        let from_header = self.from_header(headers)?;
+        if !self.allow_query {
+            return Ok(from_header.map(Cow::Borrowed));
+        }
+        match (from_header, self.from_query(uri)?) {
+            (Some(_), Some(_)) => Err(BearerError::MultipleTokens),
+            (Some(token), None) => Ok(Some(Cow::Borrowed(token))),
+            (None, query) => Ok(query),
+        }
+    }
+
+    fn from_header<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, BearerError> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(BearerError::MultipleHeaders);
+        }
+        let value = value.as_bytes();
+        // "Bearer" 1*SP token: the limit applies to the token, plus room for the scheme.
+        if value.len() > self.max_token_bytes + 64 {
+            return Err(BearerError::TooLarge {
+                limit: self.max_token_bytes,
+            });
+        }
+        let Some(separator) = value.iter().position(|byte| *byte == b' ') else {
+            // A lone scheme word: "Bearer" with no token is malformed; any other scheme is simply
+            // not ours.
+            return if value.eq_ignore_ascii_case(b"bearer") {
+                Err(BearerError::Malformed)
+            } else {
+                Ok(None)
+            };
+        };
+        if !value[..separator].eq_ignore_ascii_case(b"bearer") {
+            return Ok(None);
+        }
+        let token = value[separator..].trim_ascii_start();
+        self.check_token(token).map(Some)
+    }
+
+    fn from_query<'r>(&self, uri: &'r Uri) -> Result<Option<Cow<'r, str>>, BearerError> {
+        let Some(query) = uri.query() else {
+            return Ok(None);
+        };
+        let mut tokens = form_urlencoded::parse(query.as_bytes())
+            .filter(|(name, _)| name == "access_token")
+            .map(|(_, value)| value);
+        let Some(token) = tokens.next() else {
+            return Ok(None);
+        };
+        if tokens.next().is_some() {
+            return Err(BearerError::MultipleTokens);
+        }
+        self.check_token(token.as_bytes())?;
+        Ok(Some(token))
+    }
+
+    /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+    fn check_token<'t>(&self, token: &'t [u8]) -> Result<&'t str, BearerError> {
+        if token.len() > self.max_token_bytes {
+            return Err(BearerError::TooLarge {
+                limit: self.max_token_bytes,
+            });
+        }
+        let body_len = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
+        let (body, _padding) = token.split_at(body_len);
+        let valid = !body.is_empty()
+            && body.iter().all(|byte| {
+                byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            });
+        if !valid {
+            return Err(BearerError::Malformed);
+        }
+        // Only ASCII was accepted above, so this cannot fail.
+        std::str::from_utf8(token).map_err(|_| BearerError::Malformed)
+    }
+}

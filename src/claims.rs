@@ -1,0 +1,185 @@
+//! The verified token as handlers see it.
+//!
+//! The guard inserts an `Arc<Claims>` into the request extensions; cloning it is a reference-count
+//! bump. The registered claims are typed; everything else in the payload can be read as JSON or
+//! deserialized into the caller's own type.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bearer_guard::testing::SigningKey;
+//! use bearer_guard::{Algorithm, Guard, Issuer};
+//! use serde::Deserialize;
+//!
+//! let key = SigningKey::generate(Algorithm::ES256)?;
+//! let guard = Guard::builder()
+//!     .issuer(Issuer::new("https://issuer.example").audience("api").keys(key.key_set()))
+//!     .build()
+//!     .await?;
+//! let token = key
+//!     .token("https://issuer.example", "api")
+//!     .claim("client_id", "billing-job")
+//!     .claim("tenant", "acme")
+//!     .scope("payments:read")
+//!     .sign()?;
+//!
+//! let claims = guard.verify(&token).await?;
+//! assert_eq!(claims.client_id(), Some("billing-job"));
+//! assert!(claims.scopes().contains("payments:read"));
+//!
+//! #[derive(Deserialize)]
+//! struct Tenant { tenant: String }
+//! assert_eq!(claims.deserialize::<Tenant>()?.tenant, "acme");
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use crate::scope::Scopes;
+use crate::validate::{Algorithm, VerifiedParts};
+
+/// A verified access token: its registered claims, its scopes and its full payload.
+#[derive(Clone)]
+pub struct Claims {
+    issuer: String,
+    subject: Option<String>,
+    audiences: Vec<String>,
+    expires_at: f64,
+    issued_at: Option<f64>,
+    not_before: Option<f64>,
+    jwt_id: Option<String>,
+    client_id: Option<String>,
+    scopes: Scopes,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    payload: Box<[u8]>,
+}
+
+impl Claims {
+    pub(crate) fn new(parts: VerifiedParts, algorithm: Algorithm, key_id: Option<String>) -> Self {
+        let VerifiedParts {
+            claims,
+            payload,
+            scopes,
+        } = parts;
+        // `client_id` (RFC 9068) first, then `azp` (OIDC-style issuers), then `sub`: in the
+        // client-credentials grant the subject is the client itself.
+        let client_id = claims
+            .client_id
+            .or(claims.azp)
+            .or_else(|| claims.sub.clone());
+        Claims {
+            issuer: claims.iss.unwrap_or_default(),
+            subject: claims.sub,
+            audiences: claims.aud.map(|aud| aud.iter().map(str::to_owned).collect()).unwrap_or_default(),
+            expires_at: claims.exp.map_or(0.0, |exp| exp.0),
+            issued_at: claims.iat.map(|iat| iat.0),
+            not_before: claims.nbf.map(|nbf| nbf.0),
+            jwt_id: claims.jti,
+            client_id,
+            scopes: Scopes::from_iter(scopes),
+            algorithm,
+            key_id,
+            payload: payload.into_boxed_slice(),
+        }
+    }
+
+    /// `iss`: the issuer that signed the token (exactly as configured).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `sub`, if present. For client-credentials tokens it usually names the client.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The calling client: `client_id`, else `azp`, else `sub`.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// `aud`, as a list whether the token carried a string or an array.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// `exp` (saturating for dates `SystemTime` cannot hold).
+    pub fn expires_at(&self) -> SystemTime {
+        numeric_date(self.expires_at)
+    }
+
+    /// `iat`, if present.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.issued_at.map(numeric_date)
+    }
+
+    /// `nbf`, if present.
+    pub fn not_before(&self) -> Option<SystemTime> {
+        self.not_before.map(numeric_date)
+    }
+
+    /// `jti`, if present.
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.jwt_id.as_deref()
+    }
+
+    /// The scopes the token grants, from the claims the issuer is configured to read.
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The `kid` of the key that verified the token, if the token named one.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// The raw JSON payload, exactly as signed.
+    pub fn payload_json(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// One claim of the payload, by name, as JSON.
+    pub fn get(&self, name: &str) -> Option<serde_json::Value> {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&self.payload).ok()?;
+        object.remove(name)
+    }
+
+    /// The whole payload deserialized into the caller's own type.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+}
+
+/// Never prints the payload: it may carry personal data.
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("client_id", &self.client_id)
+            .field("audiences", &self.audiences)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch → `SystemTime`, clamped to what every platform can represent.
+fn numeric_date(seconds: f64) -> SystemTime {
+    // Year 9999: past any token's life, and inside SystemTime's range everywhere.
+    const MAX_SECONDS: f64 = 253_402_300_799.0;
+    if seconds <= 0.0 {
+        return UNIX_EPOCH;
+    }
+    UNIX_EPOCH + Duration::from_secs_f64(seconds.min(MAX_SECONDS))
+}

@@ -1,0 +1,391 @@
+//! The [`Guard`]: the trusted issuers, their policies and key sources, shared by every request.
+//!
+//! A guard is cheap to clone (one `Arc`) and safe to share between tasks. It is built once, at
+//! start-up, from one or more [`Issuer`]s; the token's `iss` picks the issuer by exact match before
+//! any key is looked at, so a token from an unknown issuer costs no key lookup and no network.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use bearer_guard::testing::SigningKey;
+//! use bearer_guard::{Algorithm, Guard, Issuer, TokenError};
+//!
+//! let key = SigningKey::generate(Algorithm::EdDSA)?;
+//! let guard = Guard::builder()
+//!     .issuer(
+//!         Issuer::new("https://issuer.example")
+//!             .audience("https://api.example")
+//!             .keys(key.key_set())
+//!             .max_token_lifetime(Duration::from_secs(3600)),
+//!     )
+//!     .realm("payments")
+//!     .build()
+//!     .await?;
+//!
+//! let token = key.token("https://issuer.example", "https://api.example").sign()?;
+//! assert!(guard.verify(&token).await.is_ok());
+//!
+//! let wrong_audience = key.token("https://issuer.example", "https://other.example").sign()?;
+//! assert_eq!(guard.verify(&wrong_audience).await.unwrap_err(), TokenError::AudienceMismatch);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Response, Uri};
+
+use crate::bearer::BearerPolicy;
+use crate::challenge::{Rejection, is_grpc};
+use crate::claims::Claims;
+use crate::jwks::{KeySet, KeySource};
+use crate::scope::ScopeClaims;
+use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
+
+/// Default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Verifies bearer tokens against a fixed set of trusted issuers.
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<GuardInner>,
+}
+
+struct GuardInner {
+    issuers: Box<[IssuerState]>,
+    bearer: BearerPolicy,
+    realm: Option<Box<str>>,
+}
+
+struct IssuerState {
+    issuer: Box<str>,
+    policy: ClaimsPolicy,
+    scope_claims: ScopeClaims,
+    keys: KeySource,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field(
+                "issuers",
+                &self.inner.issuers.iter().map(|issuer| &issuer.issuer).collect::<Vec<_>>(),
+            )
+            .field("realm", &self.inner.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// Start configuring a guard.
+    pub fn builder() -> GuardBuilder {
+        GuardBuilder::default()
+    }
+
+    /// Verify one token (the string after `Bearer `): structure, issuer, claims, key and signature.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        let outcome = self.verify_inner(token).await;
+        match &outcome {
+            Ok(claims) => tracing::debug!(
+                issuer = claims.issuer(),
+                client_id = claims.client_id(),
+                kid = claims.key_id(),
+                outcome = "accepted",
+                "bearer token verified"
+            ),
+            Err(err @ TokenError::KeysUnavailable { .. }) => {
+                tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
+            }
+            Err(err) => tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected"),
+        }
+        outcome
+    }
+
+    async fn verify_inner(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        if token.len() > self.inner.bearer.max_token_bytes {
+            return Err(TokenError::Malformed("token is larger than the size limit"));
+        }
+        let unverified = validate::parse(token)?;
+        let issuer = unverified
+            .claims
+            .iss
+            .as_deref()
+            .ok_or(TokenError::MissingClaim("iss"))?;
+        let issuer = self
+            .inner
+            .issuers
+            .iter()
+            .find(|candidate| *candidate.issuer == *issuer)
+            .ok_or(TokenError::UnknownIssuer)?;
+        validate::check_claims(&unverified, &issuer.policy, validate::now())?;
+
+        let kid = unverified.kid.as_deref();
+        let keys = issuer.keys.current().await?;
+        let verified = match keys.select(kid, unverified.algorithm) {
+            Ok(verifier) => validate::verify_signature(&unverified, verifier),
+            Err(TokenError::UnknownKey) => {
+                // The issuer may have rotated keys since the set was loaded.
+                let fresh = issuer.keys.refresh_for_unknown_key(&keys).await;
+                let fresh = fresh.ok_or(TokenError::UnknownKey)?;
+                let verifier = fresh.select(kid, unverified.algorithm)?;
+                validate::verify_signature(&unverified, verifier)
+            }
+            Err(err) => Err(err),
+        };
+        verified?;
+
+        let algorithm = unverified.algorithm;
+        let key_id = unverified.kid.clone();
+        let parts = validate::into_verified(unverified, &issuer.scope_claims)?;
+        Ok(Arc::new(Claims::new(parts, algorithm, key_id)))
+    }
+
+    /// Authenticate a request: find its bearer token and verify it. `Ok(None)` when the request
+    /// carries no token at all; whether that is acceptable is the caller's decision.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<Arc<Claims>>, Rejection> {
+        let token = match self.inner.bearer.extract(headers, uri) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(None),
+            Err(err) => {
+                tracing::debug!(outcome = "rejected", reason = %err, "malformed bearer request");
+                return Err(err.into());
+            }
+        };
+        match token {
+            Cow::Borrowed(token) => self.verify(token).await,
+            Cow::Owned(token) => self.verify(&token).await,
+        }
+        .map(Some)
+        .map_err(Rejection::from)
+    }
+
+    /// The response for a rejection: a gRPC status when the request is gRPC, an RFC 6750
+    /// challenge otherwise.
+    pub fn reject<B: Default>(&self, rejection: &Rejection, request_headers: &HeaderMap) -> Response<B> {
+        rejection.to_response(self.realm(), is_grpc(request_headers))
+    }
+
+    /// The `realm` sent in challenges.
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.realm.as_deref()
+    }
+}
+
+/// One trusted authorization server and what its tokens must satisfy.
+#[derive(Debug)]
+pub struct Issuer {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: AlgorithmSet,
+    keys: Option<KeySet>,
+    leeway: Duration,
+    rfc9068: bool,
+    max_lifetime: Option<Duration>,
+    scope_claims: ScopeClaims,
+}
+
+impl Issuer {
+    /// An issuer identified by its exact `iss` value (no normalisation: a trailing `/` matters).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Issuer {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            algorithms: Algorithm::DEFAULT_ALLOWED.into_iter().collect(),
+            keys: None,
+            leeway: DEFAULT_LEEWAY,
+            rfc9068: false,
+            max_lifetime: None,
+            scope_claims: ScopeClaims::default(),
+        }
+    }
+
+    /// Accept tokens whose `aud` contains `audience`. At least one audience is required; call
+    /// again to accept several.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Replace the algorithm allow-list (default: [`Algorithm::DEFAULT_ALLOWED`]). HMAC algorithms
+    /// additionally need a key set made with [`KeySet::hmac_secret`].
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Verify with these keys (PEM, JWK, JWK Set JSON or an HMAC secret).
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// RFC 9068 strict mode: `typ` must be `at+jwt` (or `application/at+jwt`) and `iss`, `exp`,
+    /// `aud`, `sub`, `client_id`, `iat` and `jti` are required.
+    pub fn require_rfc9068(mut self, strict: bool) -> Self {
+        self.rfc9068 = strict;
+        self
+    }
+
+    /// Reject tokens whose `exp - iat` exceeds `lifetime` (and tokens without `iat`).
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The claims scopes are read from (default `scope`, `scp`, `permissions`). Each is a claim
+    /// name or a dotted path into nested objects, e.g. `realm_access.roles`; the scopes of all of
+    /// them are combined. Each may hold a space-separated string or an array of strings.
+    pub fn scope_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = ScopeClaims::new(claims);
+        self
+    }
+
+    fn into_state(self) -> Result<IssuerState, BuildError> {
+        let issuer = self.issuer;
+        if issuer.is_empty() {
+            return Err(BuildError::EmptyIssuer);
+        }
+        if self.audiences.is_empty() {
+            return Err(BuildError::NoAudience { issuer });
+        }
+        if self.algorithms.is_empty() {
+            return Err(BuildError::NoAlgorithms { issuer });
+        }
+        let Some(keys) = self.keys else {
+            return Err(BuildError::NoKeySource { issuer });
+        };
+        let wants_hmac = self.algorithms.iter().any(Algorithm::is_hmac);
+        if wants_hmac && !keys.has_secret() {
+            return Err(BuildError::HmacWithoutSecret { issuer });
+        }
+        Ok(IssuerState {
+            issuer: issuer.into_boxed_str(),
+            policy: ClaimsPolicy {
+                audiences: self.audiences.into_iter().map(String::into_boxed_str).collect(),
+                algorithms: self.algorithms,
+                leeway: self.leeway.as_secs_f64(),
+                rfc9068: self.rfc9068,
+                max_lifetime: self.max_lifetime.map(|lifetime| lifetime.as_secs_f64()),
+            },
+            scope_claims: self.scope_claims,
+            keys: KeySource::Static(Arc::new(keys)),
+        })
+    }
+}
+
+/// Configures a [`Guard`].
+#[derive(Debug, Default)]
+pub struct GuardBuilder {
+    issuers: Vec<Issuer>,
+    bearer: BearerPolicy,
+    realm: Option<String>,
+}
+
+impl GuardBuilder {
+    /// Trust tokens from this issuer. Call once per issuer.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The `realm` of the challenges (default: none).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Largest accepted token in bytes (default 8 KiB); larger ones are refused before parsing.
+    pub fn max_token_bytes(mut self, limit: usize) -> Self {
+        self.bearer.max_token_bytes = limit;
+        self
+    }
+
+    /// Also read the token from the `access_token` query parameter (RFC 6750 §2.3). Off by
+    /// default: URLs end up in logs. A token in both the header and the query is rejected.
+    pub fn allow_query_token(mut self, allow: bool) -> Self {
+        self.bearer.allow_query = allow;
+        self
+    }
+
+    /// Check the configuration and build the guard.
+    pub async fn build(self) -> Result<Guard, BuildError> {
+        if self.issuers.is_empty() {
+            return Err(BuildError::NoIssuers);
+        }
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for issuer in self.issuers {
+            let state = issuer.into_state()?;
+            if issuers.iter().any(|seen: &IssuerState| seen.issuer == state.issuer) {
+                return Err(BuildError::DuplicateIssuer {
+                    issuer: state.issuer.into(),
+                });
+            }
+            issuers.push(state);
+        }
+        Ok(Guard {
+            inner: Arc::new(GuardInner {
+                issuers: issuers.into_boxed_slice(),
+                bearer: self.bearer,
+                realm: self.realm.map(String::into_boxed_str),
+            }),
+        })
+    }
+}
+
+/// The guard's configuration is incomplete or unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No issuer was configured.
+    #[error("no issuer configured")]
+    NoIssuers,
+    /// An issuer with an empty identifier.
+    #[error("issuer identifier is empty")]
+    EmptyIssuer,
+    /// The same issuer was configured twice.
+    #[error("issuer {issuer} configured twice")]
+    DuplicateIssuer {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer without an audience: every token must be checked against one.
+    #[error("issuer {issuer} has no audience")]
+    NoAudience {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer with an empty algorithm allow-list.
+    #[error("issuer {issuer} allows no algorithm")]
+    NoAlgorithms {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer without keys.
+    #[error("issuer {issuer} has no key source")]
+    NoKeySource {
+        /// The issuer.
+        issuer: String,
+    },
+    /// HMAC algorithms allowed without an explicitly configured shared secret.
+    #[error("issuer {issuer} allows HMAC algorithms but has no shared secret")]
+    HmacWithoutSecret {
+        /// The issuer.
+        issuer: String,
+    },
+}

@@ -1,0 +1,381 @@
+//! JWK and PEM → verification keys, and choosing the key for a token.
+//!
+//! Every key is parsed once, when its set is loaded, into one aws-lc-rs verifier per algorithm it may
+//! be used with. A JWK that cannot be used (unknown `kty`, `use` = `enc`, `key_ops` without
+//! `verify`, an RSA modulus under 2048 bits, bad base64, a curve we do not support) is skipped with
+//! a log line; the rest of the set still loads. Symmetric (`oct`) JWKs are never taken from a JWKS:
+//! shared secrets only come from [`KeySet::hmac_secret`].
+//!
+//! ```
+//! use bearer_guard::KeySet;
+//!
+//! let jwks = r#"{"keys":[
+//!   {"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+//!   {"kty":"RSA","use":"enc","kid":"enc-1","n":"AQAB","e":"AQAB"}
+//! ]}"#;
+//! let keys = KeySet::from_jwks_json(jwks)?;
+//! assert_eq!(keys.len(), 1); // the encryption key was skipped
+//! assert_eq!(keys.key_ids().collect::<Vec<_>>(), ["k1"]);
+//! # Ok::<_, bearer_guard::KeyError>(())
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
+use serde::Deserialize;
+
+use crate::validate::{Algorithm, KeyFamily, KeyMaterial, TokenError, Verifier};
+
+/// Smallest RSA modulus accepted (RFC 7518 §3.3, RFC 8725 §3.5).
+const MIN_RSA_BITS: usize = 2048;
+
+/// Why keys could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The document is not a JWK Set (`{"keys": [...]}`).
+    #[error("not a JWK Set: {0}")]
+    NotAJwkSet(String),
+    /// A single key could not be used.
+    #[error("unusable key: {0}")]
+    Unusable(&'static str),
+    /// A PEM document could not be parsed as the named key type.
+    #[error("invalid PEM public key")]
+    InvalidPem,
+    /// An HMAC secret shorter than 32 bytes (RFC 7518 §3.2).
+    #[error("HMAC secret must be at least 32 bytes")]
+    WeakSecret,
+}
+
+/// A set of verification keys, parsed and ready: what a static key source holds and what each
+/// JWKS fetch produces.
+#[derive(Default)]
+pub struct KeySet {
+    keys: Vec<VerifyingKey>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.keys.iter()).finish()
+    }
+}
+
+/// One key and the verifiers it may be used with.
+struct VerifyingKey {
+    kid: Option<Box<str>>,
+    family: KeyFamily,
+    verifiers: Vec<(Algorithm, Verifier)>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .field(
+                "algorithms",
+                &self.verifiers.iter().map(|(alg, _)| *alg).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl VerifyingKey {
+    /// Parse `material` once per algorithm the key may serve: every algorithm of its family, or
+    /// only the JWK's own `alg` when it names one.
+    fn new(
+        kid: Option<String>,
+        family: KeyFamily,
+        only: Option<Algorithm>,
+        material: &KeyMaterial<'_>,
+    ) -> Result<Self, KeyError> {
+        let verifiers: Vec<_> = Algorithm::ALL
+            .into_iter()
+            .filter(|alg| alg.key_family() == family && only.is_none_or(|only| only == *alg))
+            .filter_map(|alg| Verifier::new(alg, material).map(|verifier| (alg, verifier)))
+            .collect();
+        if verifiers.is_empty() {
+            return Err(KeyError::Unusable("key material is invalid for its type"));
+        }
+        Ok(VerifyingKey {
+            kid: kid.map(String::into_boxed_str),
+            family,
+            verifiers,
+        })
+    }
+
+    fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
+        self.verifiers
+            .iter()
+            .find_map(|(candidate, verifier)| (*candidate == alg).then_some(verifier))
+    }
+}
+
+#[derive(Deserialize)]
+struct JwkSetDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+impl KeySet {
+    /// Load a JWK Set document. Unusable keys are skipped (and logged); the set may end up empty.
+    pub fn from_jwks_json(json: impl AsRef<[u8]>) -> Result<KeySet, KeyError> {
+        let document: JwkSetDocument = serde_json::from_slice(json.as_ref())
+            .map_err(|err| KeyError::NotAJwkSet(err.to_string()))?;
+        let keys = document
+            .keys
+            .into_iter()
+            .filter_map(|value| {
+                let kid = value.get("kid").and_then(|kid| kid.as_str()).map(str::to_owned);
+                parse_jwk(value)
+                    .inspect_err(|reason| {
+                        tracing::warn!(kid = kid.as_deref(), %reason, "skipping unusable JWK");
+                    })
+                    .ok()
+            })
+            .collect();
+        Ok(KeySet { keys })
+    }
+
+    /// Load one JWK (public, asymmetric). Unlike a set, an unusable key is an error here.
+    pub fn from_jwk_json(json: impl AsRef<[u8]>) -> Result<KeySet, KeyError> {
+        let value: serde_json::Value = serde_json::from_slice(json.as_ref())
+            .map_err(|_| KeyError::Unusable("not a JSON object"))?;
+        Ok(KeySet {
+            keys: vec![parse_jwk(value)?],
+        })
+    }
+
+    /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
+    pub fn from_rsa_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
+        let decoded = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
+        let der = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        let bits = aws_lc_rs::signature::RsaParameters::public_modulus_len(der)
+            .map_err(|_| KeyError::InvalidPem)?;
+        if (bits as usize) < MIN_RSA_BITS {
+            return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
+        }
+        Self::single(kid, KeyFamily::Rsa, None, &KeyMaterial::RsaDer(der))
+    }
+
+    /// A P-256 or P-384 public key in PEM (`BEGIN PUBLIC KEY`).
+    pub fn from_ec_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
+        let decoded = DecodingKey::from_ec_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
+        let point = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        let family = match point.len() {
+            65 => KeyFamily::EcP256,
+            97 => KeyFamily::EcP384,
+            _ => return Err(KeyError::Unusable("only P-256 and P-384 keys are supported")),
+        };
+        Self::single(kid, family, None, &KeyMaterial::Ec(point))
+    }
+
+    /// An Ed25519 public key in PEM (`BEGIN PUBLIC KEY`).
+    pub fn from_ed_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
+        let decoded = DecodingKey::from_ed_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
+        let raw = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        Self::single(kid, KeyFamily::Ed25519, None, &KeyMaterial::Ed25519(raw))
+    }
+
+    /// A shared HMAC secret (at least 32 bytes) for HS256/HS384/HS512. The issuer must also allow
+    /// the HS algorithm explicitly; HS384 and HS512 need secrets of 48 and 64 bytes.
+    pub fn hmac_secret(secret: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
+        let secret = secret.as_ref();
+        if secret.len() < 32 {
+            return Err(KeyError::WeakSecret);
+        }
+        Self::single(kid, KeyFamily::Hmac, None, &KeyMaterial::Secret(secret))
+    }
+
+    fn single(
+        kid: Option<&str>,
+        family: KeyFamily,
+        only: Option<Algorithm>,
+        material: &KeyMaterial<'_>,
+    ) -> Result<KeySet, KeyError> {
+        let key = VerifyingKey::new(kid.map(str::to_owned), family, only, material)?;
+        Ok(KeySet { keys: vec![key] })
+    }
+
+    /// This set with the keys of `other` added.
+    pub fn with(mut self, other: KeySet) -> KeySet {
+        self.keys.extend(other.keys);
+        self
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set holds no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The `kid` of each key that has one.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().filter_map(|key| key.kid.as_deref())
+    }
+
+    /// Whether any key is a shared secret.
+    pub(crate) fn has_secret(&self) -> bool {
+        self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
+    }
+
+    /// The verifier for a token's `kid` and `alg`.
+    ///
+    /// With a `kid`: the key with that id whose type (and own `alg`, if any) fits the algorithm;
+    /// [`TokenError::UnknownKey`] if no key has the id, [`TokenError::KeyMismatch`] if the keys with
+    /// that id cannot verify this algorithm. Without a `kid`: the single key that fits, or
+    /// [`TokenError::AmbiguousKey`] when several do.
+    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Verifier, TokenError> {
+        match kid {
+            Some(kid) => {
+                let mut named = false;
+                for key in self.keys.iter().filter(|key| key.kid.as_deref() == Some(kid)) {
+                    named = true;
+                    if let Some(verifier) = key.verifier(alg) {
+                        return Ok(verifier);
+                    }
+                }
+                Err(if named {
+                    TokenError::KeyMismatch
+                } else {
+                    TokenError::UnknownKey
+                })
+            }
+            None => {
+                let mut fitting = self.keys.iter().filter_map(|key| key.verifier(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(verifier), None) => Ok(verifier),
+                    (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
+                    (None, _) => Err(TokenError::UnknownKey),
+                }
+            }
+        }
+    }
+}
+
+/// One JWK from a set or on its own: public asymmetric signature keys only.
+fn parse_jwk(value: serde_json::Value) -> Result<VerifyingKey, KeyError> {
+    let jwk: Jwk = serde_json::from_value(value).map_err(|_| KeyError::Unusable("not a JWK"))?;
+    let common = &jwk.common;
+    if common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|usage| *usage != PublicKeyUse::Signature)
+    {
+        return Err(KeyError::Unusable("`use` is not `sig`"));
+    }
+    if common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Err(KeyError::Unusable("`key_ops` does not include `verify`"));
+    }
+    let only = common
+        .key_algorithm
+        .map(signature_algorithm)
+        .transpose()?;
+    let kid = common.key_id.clone();
+
+    let (family, material_bytes) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = decode(&rsa.n)?;
+            let e = decode(&rsa.e)?;
+            let n = strip_leading_zeros(&n);
+            let e = strip_leading_zeros(&e);
+            if rsa_bits(n) < MIN_RSA_BITS {
+                return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
+            }
+            let material = KeyMaterial::RsaComponents { n, e };
+            return check_alg(only, KeyFamily::Rsa)
+                .and_then(|()| VerifyingKey::new(kid, KeyFamily::Rsa, only, &material));
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let (family, size) = match ec.curve {
+                EllipticCurve::P256 => (KeyFamily::EcP256, 32),
+                EllipticCurve::P384 => (KeyFamily::EcP384, 48),
+                _ => return Err(KeyError::Unusable("unsupported curve")),
+            };
+            let (x, y) = (decode(&ec.x)?, decode(&ec.y)?);
+            if x.len() != size || y.len() != size {
+                return Err(KeyError::Unusable("EC coordinates have the wrong length"));
+            }
+            let mut point = Vec::with_capacity(1 + 2 * size);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            (family, point)
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            if okp.curve != EllipticCurve::Ed25519 {
+                return Err(KeyError::Unusable("unsupported curve"));
+            }
+            (KeyFamily::Ed25519, decode(&okp.x)?)
+        }
+        AlgorithmParameters::OctetKey(_) => {
+            return Err(KeyError::Unusable(
+                "symmetric keys are never taken from a JWK Set",
+            ));
+        }
+        _ => return Err(KeyError::Unusable("unsupported key type")),
+    };
+    check_alg(only, family)?;
+    let material = match family {
+        KeyFamily::Ed25519 => KeyMaterial::Ed25519(&material_bytes),
+        _ => KeyMaterial::Ec(&material_bytes),
+    };
+    VerifyingKey::new(kid, family, only, &material)
+}
+
+/// A JWK's own `alg` must be a signature algorithm of the key's type.
+fn check_alg(only: Option<Algorithm>, family: KeyFamily) -> Result<(), KeyError> {
+    match only {
+        Some(alg) if alg.key_family() != family => {
+            Err(KeyError::Unusable("`alg` does not match the key type"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn signature_algorithm(alg: KeyAlgorithm) -> Result<Algorithm, KeyError> {
+    Ok(match alg {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return Err(KeyError::Unusable("`alg` is not a supported signature algorithm")),
+    })
+}
+
+/// JWK members are base64url without padding (RFC 7517); a padded value is tolerated because
+/// some issuers publish one, anything else fails.
+fn decode(member: &str) -> Result<Vec<u8>, KeyError> {
+    URL_SAFE_NO_PAD
+        .decode(member.trim_end_matches('='))
+        .map_err(|_| KeyError::Unusable("bad base64url in key"))
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|byte| *byte != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn rsa_bits(modulus: &[u8]) -> usize {
+    match modulus.first() {
+        Some(top) => (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+        None => 0,
+    }
+}

@@ -1,0 +1,284 @@
+//! Scopes: where they are read from in a token, the set a verified token carries, and what a route
+//! requires.
+//!
+//! Matching is exact, token by token: `read` never satisfies `read:all`, `Read` is not `read`.
+//!
+//! ```
+//! use bearer_guard::{ScopeRequirement, Scopes};
+//!
+//! let granted = Scopes::from_iter(["payments:read", "payments:write"]);
+//! assert!(ScopeRequirement::all_of(["payments:read"]).is_satisfied_by(&granted));
+//! assert!(ScopeRequirement::any_of(["admin", "payments:write"]).is_satisfied_by(&granted));
+//! assert!(!ScopeRequirement::all_of(["payments"]).is_satisfied_by(&granted));
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::validate::{OneOrMany, RawClaims, TokenError};
+
+/// The scopes a verified token grants: a sorted, de-duplicated set of scope tokens.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Scopes(Box<[Box<str>]>);
+
+impl Scopes {
+    /// Whether the token grants exactly this scope.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.binary_search_by(|probe| (**probe).cmp(scope)).is_ok()
+    }
+
+    /// The scopes, in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|scope| &**scope)
+    }
+
+    /// How many distinct scopes the token grants.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the token grants no scope at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Scopes {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut scopes: Vec<Box<str>> = iter
+            .into_iter()
+            .map(|scope| scope.into().into_boxed_str())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        Scopes(scopes.into_boxed_slice())
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// Space-separated, as in the `scope` claim and the `scope` challenge parameter.
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_space_separated(f, self.iter())
+    }
+}
+
+fn write_space_separated<'a>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    for (index, item) in items.enumerate() {
+        if index > 0 {
+            f.write_str(" ")?;
+        }
+        f.write_str(item)?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    AllOf,
+    AnyOf,
+}
+
+/// The scopes a route needs: all of a list, or any one of a list.
+///
+/// Built at run time from strings, or in a `const` from `'static` slices (which is what the axum
+/// `scopes!` declarations use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeRequirement {
+    mode: Mode,
+    scopes: Cow<'static, [Cow<'static, str>]>,
+}
+
+impl ScopeRequirement {
+    /// Every one of `scopes` must be granted.
+    pub fn all_of<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Cow<'static, str>>,
+    {
+        Self::owned(Mode::AllOf, scopes)
+    }
+
+    /// At least one of `scopes` must be granted.
+    pub fn any_of<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Cow<'static, str>>,
+    {
+        Self::owned(Mode::AnyOf, scopes)
+    }
+
+    /// [`all_of`](Self::all_of) for a `const` list.
+    pub const fn all_of_static(scopes: &'static [Cow<'static, str>]) -> Self {
+        ScopeRequirement {
+            mode: Mode::AllOf,
+            scopes: Cow::Borrowed(scopes),
+        }
+    }
+
+    /// [`any_of`](Self::any_of) for a `const` list.
+    pub const fn any_of_static(scopes: &'static [Cow<'static, str>]) -> Self {
+        ScopeRequirement {
+            mode: Mode::AnyOf,
+            scopes: Cow::Borrowed(scopes),
+        }
+    }
+
+    fn owned<I, S>(mode: Mode, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Cow<'static, str>>,
+    {
+        ScopeRequirement {
+            mode,
+            scopes: Cow::Owned(scopes.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// Whether `granted` meets this requirement. An empty all-of list is always met; an empty
+    /// any-of list never is.
+    pub fn is_satisfied_by(&self, granted: &Scopes) -> bool {
+        let mut required = self.scopes.iter().map(|scope| granted.contains(scope));
+        match self.mode {
+            Mode::AllOf => required.all(|granted| granted),
+            Mode::AnyOf => required.any(|granted| granted),
+        }
+    }
+
+    /// Check `granted`, or say which scopes were needed.
+    pub fn check(&self, granted: &Scopes) -> Result<(), InsufficientScope> {
+        if self.is_satisfied_by(granted) {
+            Ok(())
+        } else {
+            Err(InsufficientScope {
+                required: self.clone(),
+            })
+        }
+    }
+
+    /// The required scopes, in declaration order.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scopes.iter().map(|scope| &**scope)
+    }
+
+    /// Whether any one of the scopes suffices (rather than all of them).
+    pub fn is_any_of(&self) -> bool {
+        self.mode == Mode::AnyOf
+    }
+}
+
+/// Space-separated list of the required scopes (the RFC 6750 `scope` parameter).
+impl fmt::Display for ScopeRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_space_separated(f, self.scopes())
+    }
+}
+
+/// A verified token lacks the scopes a route requires. Rendered as `403 insufficient_scope`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("insufficient scope: {} {required}", if required.is_any_of() { "one of" } else { "all of" })]
+pub struct InsufficientScope {
+    required: ScopeRequirement,
+}
+
+impl InsufficientScope {
+    /// What the route required.
+    pub fn required(&self) -> &ScopeRequirement {
+        &self.required
+    }
+}
+
+/// The claims an issuer's tokens carry scopes in (configured per issuer).
+#[derive(Clone, Debug)]
+pub(crate) struct ScopeClaims {
+    paths: Box<[Box<str>]>,
+}
+
+impl Default for ScopeClaims {
+    /// `scope` (RFC 8693/9068), `scp` (Entra ID, Okta) and `permissions` (Auth0).
+    fn default() -> Self {
+        ScopeClaims::new(["scope", "scp", "permissions"])
+    }
+}
+
+impl ScopeClaims {
+    pub(crate) fn new<I, S>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ScopeClaims {
+            paths: paths
+                .into_iter()
+                .map(|path| path.into().into_boxed_str())
+                .collect(),
+        }
+    }
+
+    /// The union of the scopes in every configured claim. Each claim may be a space-separated
+    /// string or an array of strings; any other JSON type rejects the token.
+    pub(crate) fn collect(
+        &self,
+        claims: &mut RawClaims,
+        payload: &[u8],
+    ) -> Result<Vec<String>, TokenError> {
+        let mut scopes = Vec::new();
+        let mut document: Option<Value> = None;
+        for path in self.paths.iter() {
+            let value = match &**path {
+                "scope" => claims.scope.take(),
+                "scp" => claims.scp.take(),
+                "permissions" => claims.permissions.take(),
+                custom => {
+                    if document.is_none() {
+                        document = Some(serde_json::from_slice(payload).map_err(|_| {
+                            TokenError::Malformed("payload is not a JSON object of claims")
+                        })?);
+                    }
+                    lookup(document.as_ref(), custom)
+                        .filter(|value| !value.is_null())
+                        .map(scope_value)
+                        .transpose()?
+                }
+            };
+            if let Some(value) = value {
+                scopes.extend(value.into_scopes());
+            }
+        }
+        Ok(scopes)
+    }
+}
+
+/// A claim by name, or by a dotted path into nested objects (`realm_access.roles`). A top-level
+/// claim whose name contains dots (`https://example.com/roles`) wins over the nested reading.
+fn lookup<'v>(document: Option<&'v Value>, path: &str) -> Option<&'v Value> {
+    let object = document?.as_object()?;
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    path.split('.')
+        .try_fold(document?, |node, segment| node.as_object()?.get(segment))
+}
+
+fn scope_value(value: &Value) -> Result<OneOrMany, TokenError> {
+    match value {
+        Value::String(scopes) => Ok(OneOrMany::One(scopes.clone())),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(OneOrMany::Many)
+            .ok_or(TokenError::InvalidClaim("scope")),
+        _ => Err(TokenError::InvalidClaim("scope")),
+    }
+}
