@@ -76,18 +76,18 @@ impl BearerPolicy {
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<Cow<'r, str>>, BearerError> {
-        let from_header = self.from_header(headers)?;
+        let header_token = self.header_token(headers)?;
         if !self.allow_query {
-            return Ok(from_header.map(Cow::Borrowed));
+            return Ok(header_token.map(Cow::Borrowed));
         }
-        match (from_header, self.from_query(uri)?) {
+        match (header_token, self.query_token(uri)?) {
             (Some(_), Some(_)) => Err(BearerError::MultipleTokens),
             (Some(token), None) => Ok(Some(Cow::Borrowed(token))),
             (None, query) => Ok(query),
         }
     }
 
-    fn from_header<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, BearerError> {
+    fn header_token<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, BearerError> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let Some(value) = values.next() else {
             return Ok(None);
@@ -118,7 +118,7 @@ impl BearerPolicy {
         self.check_token(token).map(Some)
     }
 
-    fn from_query<'r>(&self, uri: &'r Uri) -> Result<Option<Cow<'r, str>>, BearerError> {
+    fn query_token<'r>(&self, uri: &'r Uri) -> Result<Option<Cow<'r, str>>, BearerError> {
         let Some(query) = uri.query() else {
             return Ok(None);
         };
@@ -146,7 +146,8 @@ impl BearerPolicy {
         let (body, _padding) = token.split_at(body_len);
         let valid = !body.is_empty()
             && body.iter().all(|byte| {
-                byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+                byte.is_ascii_alphanumeric()
+                    || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
             });
         if !valid {
             return Err(BearerError::Malformed);

@@ -72,9 +72,8 @@ impl Rejection {
     /// The RFC 6750 error code, if any.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Rejection::MissingToken | Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) => {
-                None
-            }
+            Rejection::MissingToken
+            | Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) => None,
             Rejection::InvalidRequest(_) => Some("invalid_request"),
             Rejection::InvalidToken(_) => Some("invalid_token"),
             Rejection::InsufficientScope(_) => Some("insufficient_scope"),
@@ -142,7 +141,10 @@ impl Rejection {
         let headers = response.headers_mut();
         if grpc {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert("grpc-status", HeaderValue::from(u16::from(self.grpc_status())));
+            headers.insert(
+                "grpc-status",
+                HeaderValue::from(u16::from(self.grpc_status())),
+            );
             if let Ok(message) = HeaderValue::try_from(percent_encode(self.description())) {
                 headers.insert("grpc-message", message);
             }

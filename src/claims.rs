@@ -74,7 +74,10 @@ impl Claims {
         Claims {
             issuer: claims.iss.unwrap_or_default(),
             subject: claims.sub,
-            audiences: claims.aud.map(|aud| aud.iter().map(str::to_owned).collect()).unwrap_or_default(),
+            audiences: claims
+                .aud
+                .map(|aud| aud.iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
             expires_at: claims.exp.map_or(0.0, |exp| exp.0),
             issued_at: claims.iat.map(|iat| iat.0),
             not_before: claims.nbf.map(|nbf| nbf.0),

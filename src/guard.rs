@@ -71,7 +71,12 @@ impl std::fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field(
                 "issuers",
-                &self.inner.issuers.iter().map(|issuer| &issuer.issuer).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|issuer| &issuer.issuer)
+                    .collect::<Vec<_>>(),
             )
             .field("realm", &self.inner.realm)
             .finish_non_exhaustive()
@@ -98,7 +103,9 @@ impl Guard {
             Err(err @ TokenError::KeysUnavailable { .. }) => {
                 tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
             }
-            Err(err) => tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected"),
+            Err(err) => {
+                tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected")
+            }
         }
         outcome
     }
@@ -167,7 +174,11 @@ impl Guard {
 
     /// The response for a rejection: a gRPC status when the request is gRPC, an RFC 6750
     /// challenge otherwise.
-    pub fn reject<B: Default>(&self, rejection: &Rejection, request_headers: &HeaderMap) -> Response<B> {
+    pub fn reject<B: Default>(
+        &self,
+        rejection: &Rejection,
+        request_headers: &HeaderMap,
+    ) -> Response<B> {
         rejection.to_response(self.realm(), is_grpc(request_headers))
     }
 
@@ -277,7 +288,11 @@ impl Issuer {
         Ok(IssuerState {
             issuer: issuer.into_boxed_str(),
             policy: ClaimsPolicy {
-                audiences: self.audiences.into_iter().map(String::into_boxed_str).collect(),
+                audiences: self
+                    .audiences
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect(),
                 algorithms: self.algorithms,
                 leeway: self.leeway.as_secs_f64(),
                 rfc9068: self.rfc9068,
@@ -331,7 +346,10 @@ impl GuardBuilder {
         let mut issuers = Vec::with_capacity(self.issuers.len());
         for issuer in self.issuers {
             let state = issuer.into_state()?;
-            if issuers.iter().any(|seen: &IssuerState| seen.issuer == state.issuer) {
+            if issuers
+                .iter()
+                .any(|seen: &IssuerState| seen.issuer == state.issuer)
+            {
                 return Err(BuildError::DuplicateIssuer {
                     issuer: state.issuer.into(),
                 });

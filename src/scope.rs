@@ -26,7 +26,9 @@ pub struct Scopes(Box<[Box<str>]>);
 impl Scopes {
     /// Whether the token grants exactly this scope.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.binary_search_by(|probe| (**probe).cmp(scope)).is_ok()
+        self.0
+            .binary_search_by(|probe| (**probe).cmp(scope))
+            .is_ok()
     }
 
     /// The scopes, in sorted order.

@@ -26,9 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
-};
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{hmac, rand};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -46,7 +44,10 @@ enum Pair {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
-    Hmac { key: hmac::Key, secret: Vec<u8> },
+    Hmac {
+        key: Box<hmac::Key>,
+        secret: Vec<u8>,
+    },
 }
 
 /// A private signing key with its algorithm and `kid`.
@@ -118,7 +119,7 @@ impl SigningKey {
             algorithm,
             kid: None,
             pair: Pair::Hmac {
-                key: hmac::Key::new(hash, secret),
+                key: Box::new(hmac::Key::new(hash, secret)),
                 secret: secret.to_vec(),
             },
         }

@@ -174,7 +174,9 @@ impl AlgorithmSet {
     }
 
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |alg| self.contains(*alg))
     }
 }
 
@@ -491,8 +493,9 @@ fn claims_error(payload: &[u8]) -> TokenError {
         "permissions",
     ];
     let mut deserializer = serde_json::Deserializer::from_slice(payload);
-    let Err(err) = serde_path_to_error::deserialize::<_, RawClaims>(&mut deserializer) else {
-        return TokenError::Malformed("payload is not a JSON object");
+    let err = match serde_path_to_error::deserialize::<_, RawClaims>(&mut deserializer) {
+        Err(err) if err.inner().is_data() => err,
+        _ => return TokenError::Malformed("payload is not a JSON object of claims"),
     };
     let path = err.path().to_string();
     let field = path.split(['.', '[']).next().unwrap_or_default();
@@ -532,22 +535,24 @@ pub(crate) fn check_claims(
     if now >= exp.0 + leeway {
         return Err(TokenError::Expired);
     }
-    if let Some(nbf) = claims.nbf {
-        if nbf.0 > now + leeway {
-            return Err(TokenError::NotYetValid);
-        }
+    if let Some(nbf) = claims.nbf
+        && nbf.0 > now + leeway
+    {
+        return Err(TokenError::NotYetValid);
     }
-    if let Some(iat) = claims.iat {
-        if iat.0 > now + leeway {
-            return Err(TokenError::IssuedInFuture);
-        }
+    if let Some(iat) = claims.iat
+        && iat.0 > now + leeway
+    {
+        return Err(TokenError::IssuedInFuture);
     }
 
     let aud = claims.aud.as_ref().ok_or(TokenError::MissingClaim("aud"))?;
-    if !aud
-        .iter()
-        .any(|candidate| policy.audiences.iter().any(|allowed| **allowed == *candidate))
-    {
+    if !aud.iter().any(|candidate| {
+        policy
+            .audiences
+            .iter()
+            .any(|allowed| **allowed == *candidate)
+    }) {
         return Err(TokenError::AudienceMismatch);
     }
 
@@ -618,7 +623,7 @@ pub(crate) enum KeyMaterial<'a> {
 /// A key parsed once and bound to one algorithm: verifying costs only the signature check.
 pub(crate) enum Verifier {
     Public(signature::ParsedPublicKey),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 impl fmt::Debug for Verifier {
@@ -694,7 +699,7 @@ fn hmac_verifier(algorithm: hmac::Algorithm, material: &KeyMaterial<'_>) -> Opti
         return None;
     };
     (secret.len() >= algorithm.digest_algorithm().output_len)
-        .then(|| Verifier::Hmac(hmac::Key::new(algorithm, secret)))
+        .then(|| Verifier::Hmac(Box::new(hmac::Key::new(algorithm, secret))))
 }
 
 /// What a verified token turns into, minus the parts the guard adds.
@@ -726,7 +731,11 @@ impl OneOrMany {
     /// The values of a scope-like claim: a space-separated string, or an array of strings.
     pub(crate) fn into_scopes(self) -> Vec<String> {
         match self {
-            OneOrMany::One(value) => value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            OneOrMany::One(value) => value
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             many => many.into_vec(),
         }
     }

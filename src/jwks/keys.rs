@@ -79,7 +79,11 @@ impl fmt::Debug for VerifyingKey {
             .field("family", &self.family)
             .field(
                 "algorithms",
-                &self.verifiers.iter().map(|(alg, _)| *alg).collect::<Vec<_>>(),
+                &self
+                    .verifiers
+                    .iter()
+                    .map(|(alg, _)| *alg)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -130,7 +134,10 @@ impl KeySet {
             .keys
             .into_iter()
             .filter_map(|value| {
-                let kid = value.get("kid").and_then(|kid| kid.as_str()).map(str::to_owned);
+                let kid = value
+                    .get("kid")
+                    .and_then(|kid| kid.as_str())
+                    .map(str::to_owned);
                 parse_jwk(value)
                     .inspect_err(|reason| {
                         tracing::warn!(kid = kid.as_deref(), %reason, "skipping unusable JWK");
@@ -153,7 +160,9 @@ impl KeySet {
     /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
     pub fn from_rsa_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
         let decoded = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let der = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        let der = decoded
+            .try_get_as_bytes()
+            .map_err(|_| KeyError::InvalidPem)?;
         let bits = aws_lc_rs::signature::RsaParameters::public_modulus_len(der)
             .map_err(|_| KeyError::InvalidPem)?;
         if (bits as usize) < MIN_RSA_BITS {
@@ -165,11 +174,17 @@ impl KeySet {
     /// A P-256 or P-384 public key in PEM (`BEGIN PUBLIC KEY`).
     pub fn from_ec_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
         let decoded = DecodingKey::from_ec_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let point = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        let point = decoded
+            .try_get_as_bytes()
+            .map_err(|_| KeyError::InvalidPem)?;
         let family = match point.len() {
             65 => KeyFamily::EcP256,
             97 => KeyFamily::EcP384,
-            _ => return Err(KeyError::Unusable("only P-256 and P-384 keys are supported")),
+            _ => {
+                return Err(KeyError::Unusable(
+                    "only P-256 and P-384 keys are supported",
+                ));
+            }
         };
         Self::single(kid, family, None, &KeyMaterial::Ec(point))
     }
@@ -177,7 +192,9 @@ impl KeySet {
     /// An Ed25519 public key in PEM (`BEGIN PUBLIC KEY`).
     pub fn from_ed_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
         let decoded = DecodingKey::from_ed_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let raw = decoded.try_get_as_bytes().map_err(|_| KeyError::InvalidPem)?;
+        let raw = decoded
+            .try_get_as_bytes()
+            .map_err(|_| KeyError::InvalidPem)?;
         Self::single(kid, KeyFamily::Ed25519, None, &KeyMaterial::Ed25519(raw))
     }
 
@@ -233,11 +250,19 @@ impl KeySet {
     /// [`TokenError::UnknownKey`] if no key has the id, [`TokenError::KeyMismatch`] if the keys with
     /// that id cannot verify this algorithm. Without a `kid`: the single key that fits, or
     /// [`TokenError::AmbiguousKey`] when several do.
-    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Verifier, TokenError> {
+    pub(crate) fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<&Verifier, TokenError> {
         match kid {
             Some(kid) => {
                 let mut named = false;
-                for key in self.keys.iter().filter(|key| key.kid.as_deref() == Some(kid)) {
+                for key in self
+                    .keys
+                    .iter()
+                    .filter(|key| key.kid.as_deref() == Some(kid))
+                {
                     named = true;
                     if let Some(verifier) = key.verifier(alg) {
                         return Ok(verifier);
@@ -279,10 +304,7 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyingKey, KeyError> {
     {
         return Err(KeyError::Unusable("`key_ops` does not include `verify`"));
     }
-    let only = common
-        .key_algorithm
-        .map(signature_algorithm)
-        .transpose()?;
+    let only = common.key_algorithm.map(signature_algorithm).transpose()?;
     let kid = common.key_id.clone();
 
     let (family, material_bytes) = match &jwk.algorithm {
@@ -356,7 +378,11 @@ fn signature_algorithm(alg: KeyAlgorithm) -> Result<Algorithm, KeyError> {
         KeyAlgorithm::ES256 => Algorithm::ES256,
         KeyAlgorithm::ES384 => Algorithm::ES384,
         KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        _ => return Err(KeyError::Unusable("`alg` is not a supported signature algorithm")),
+        _ => {
+            return Err(KeyError::Unusable(
+                "`alg` is not a supported signature algorithm",
+            ));
+        }
     })
 }
 
@@ -369,7 +395,10 @@ fn decode(member: &str) -> Result<Vec<u8>, KeyError> {
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|byte| *byte != 0).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|byte| *byte != 0)
+        .unwrap_or(bytes.len());
     &bytes[start..]
 }
 
