@@ -1,7 +1,7 @@
 //! The verified token as handlers see it.
 //!
-//! The guard inserts an `Arc<Claims>` into the request extensions; cloning it is a reference-count
-//! bump. The registered claims are typed; everything else in the payload can be read as JSON or
+//! The guard inserts [`Claims`] into the request extensions. `Claims` is a handle to shared,
+//! immutable data: cloning it is a reference-count bump. The registered claims are typed; everything else in the payload can be read as JSON or
 //! deserialized into the caller's own type.
 //!
 //! ```
@@ -34,6 +34,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -42,8 +43,14 @@ use crate::scope::Scopes;
 use crate::validate::{Algorithm, VerifiedParts};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
+///
+/// Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct Claims {
+    inner: Arc<ClaimsInner>,
+}
+
+struct ClaimsInner {
     issuer: String,
     subject: Option<String>,
     audiences: Vec<String>,
@@ -71,7 +78,7 @@ impl Claims {
             .client_id
             .or(claims.azp)
             .or_else(|| claims.sub.clone());
-        Claims {
+        let inner = ClaimsInner {
             issuer: claims.iss.unwrap_or_default(),
             subject: claims.sub,
             audiences: claims
@@ -87,79 +94,82 @@ impl Claims {
             algorithm,
             key_id,
             payload: payload.into_boxed_slice(),
+        };
+        Claims {
+            inner: Arc::new(inner),
         }
     }
 
     /// `iss`: the issuer that signed the token (exactly as configured).
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.inner.issuer
     }
 
     /// `sub`, if present. For client-credentials tokens it usually names the client.
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.inner.subject.as_deref()
     }
 
     /// The calling client: `client_id`, else `azp`, else `sub`.
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.inner.client_id.as_deref()
     }
 
     /// `aud`, as a list whether the token carried a string or an array.
     pub fn audiences(&self) -> &[String] {
-        &self.audiences
+        &self.inner.audiences
     }
 
     /// `exp` (saturating for dates `SystemTime` cannot hold).
     pub fn expires_at(&self) -> SystemTime {
-        numeric_date(self.expires_at)
+        numeric_date(self.inner.expires_at)
     }
 
     /// `iat`, if present.
     pub fn issued_at(&self) -> Option<SystemTime> {
-        self.issued_at.map(numeric_date)
+        self.inner.issued_at.map(numeric_date)
     }
 
     /// `nbf`, if present.
     pub fn not_before(&self) -> Option<SystemTime> {
-        self.not_before.map(numeric_date)
+        self.inner.not_before.map(numeric_date)
     }
 
     /// `jti`, if present.
     pub fn jwt_id(&self) -> Option<&str> {
-        self.jwt_id.as_deref()
+        self.inner.jwt_id.as_deref()
     }
 
     /// The scopes the token grants, from the claims the issuer is configured to read.
     pub fn scopes(&self) -> &Scopes {
-        &self.scopes
+        &self.inner.scopes
     }
 
     /// The algorithm the token was signed with.
     pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+        self.inner.algorithm
     }
 
     /// The `kid` of the key that verified the token, if the token named one.
     pub fn key_id(&self) -> Option<&str> {
-        self.key_id.as_deref()
+        self.inner.key_id.as_deref()
     }
 
     /// The raw JSON payload, exactly as signed.
     pub fn payload_json(&self) -> &[u8] {
-        &self.payload
+        &self.inner.payload
     }
 
     /// One claim of the payload, by name, as JSON.
     pub fn get(&self, name: &str) -> Option<serde_json::Value> {
         let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&self.payload).ok()?;
+            serde_json::from_slice(&self.inner.payload).ok()?;
         object.remove(name)
     }
 
     /// The whole payload deserialized into the caller's own type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.payload)
+        serde_json::from_slice(&self.inner.payload)
     }
 }
 
@@ -167,12 +177,12 @@ impl Claims {
 impl fmt::Debug for Claims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Claims")
-            .field("issuer", &self.issuer)
-            .field("subject", &self.subject)
-            .field("client_id", &self.client_id)
-            .field("audiences", &self.audiences)
-            .field("scopes", &self.scopes)
-            .field("expires_at", &self.expires_at)
+            .field("issuer", &self.inner.issuer)
+            .field("subject", &self.inner.subject)
+            .field("client_id", &self.inner.client_id)
+            .field("audiences", &self.inner.audiences)
+            .field("scopes", &self.inner.scopes)
+            .field("expires_at", &self.inner.expires_at)
             .finish_non_exhaustive()
     }
 }

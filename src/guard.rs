@@ -90,7 +90,7 @@ impl Guard {
     }
 
     /// Verify one token (the string after `Bearer `): structure, issuer, claims, key and signature.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let outcome = self.verify_inner(token).await;
         match &outcome {
             Ok(claims) => tracing::debug!(
@@ -110,7 +110,7 @@ impl Guard {
         outcome
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+    async fn verify_inner(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > self.inner.bearer.max_token_bytes {
             return Err(TokenError::Malformed("token is larger than the size limit"));
         }
@@ -146,7 +146,7 @@ impl Guard {
         let algorithm = unverified.algorithm;
         let key_id = unverified.kid.clone();
         let parts = validate::into_verified(unverified, &issuer.scope_claims)?;
-        Ok(Arc::new(Claims::new(parts, algorithm, key_id)))
+        Ok(Claims::new(parts, algorithm, key_id))
     }
 
     /// Authenticate a request: find its bearer token and verify it. `Ok(None)` when the request
@@ -155,7 +155,7 @@ impl Guard {
         &self,
         headers: &HeaderMap,
         uri: &Uri,
-    ) -> Result<Option<Arc<Claims>>, Rejection> {
+    ) -> Result<Option<Claims>, Rejection> {
         let token = match self.inner.bearer.extract(headers, uri) {
             Ok(Some(token)) => token,
             Ok(None) => return Ok(None),

@@ -73,9 +73,13 @@ mod challenge;
 mod claims;
 mod guard;
 mod jwks;
+mod layer;
+mod require_scope;
 mod scope;
 mod validate;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -84,5 +88,7 @@ pub use challenge::Rejection;
 pub use claims::Claims;
 pub use guard::{BuildError, DEFAULT_LEEWAY, Guard, GuardBuilder, Issuer};
 pub use jwks::{KeyError, KeySet};
-pub use scope::{InsufficientScope, ScopeRequirement, Scopes};
+pub use layer::{BearerLayer, BearerService, ResponseFuture};
+pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};
+pub use scope::{InsufficientScope, ScopeRequirement, ScopeSet, Scopes};
 pub use validate::{Algorithm, TokenError, UnknownAlgorithm};

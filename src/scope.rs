@@ -284,3 +284,58 @@ fn scope_value(value: &Value) -> Result<OneOrMany, TokenError> {
         _ => Err(TokenError::InvalidClaim("scope")),
     }
 }
+
+/// A scope requirement named by a type, so a route can state it in its signature
+/// (`RequireScope<PaymentsRead>`). Declare implementations with [`scopes!`](crate::scopes).
+pub trait ScopeSet: Send + Sync + 'static {
+    /// The requirement this type stands for.
+    fn requirement() -> &'static ScopeRequirement;
+}
+
+/// Declares [`ScopeSet`] types: one unit struct per requirement.
+///
+/// ```
+/// use bearer_guard::{ScopeSet, Scopes};
+///
+/// bearer_guard::scopes! {
+///     /// Read access to payments.
+///     pub PaymentsRead = "payments:read";
+///     /// Administrators.
+///     pub Admin = any_of["admin", "root"];
+///     pub Settle = all_of["payments:read", "payments:settle"];
+/// }
+///
+/// let granted = Scopes::from_iter(["payments:read", "root"]);
+/// assert!(PaymentsRead::requirement().is_satisfied_by(&granted));
+/// assert!(Admin::requirement().is_satisfied_by(&granted));
+/// assert!(!Settle::requirement().is_satisfied_by(&granted));
+/// ```
+#[macro_export]
+macro_rules! scopes {
+    () => {};
+    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal; $($rest:tt)*) => {
+        $crate::scopes!(@declare $(#[$meta])* $vis $name, all_of_static, [$scope]);
+        $crate::scopes!($($rest)*);
+    };
+    ($(#[$meta:meta])* $vis:vis $name:ident = all_of [$($scope:literal),+ $(,)?]; $($rest:tt)*) => {
+        $crate::scopes!(@declare $(#[$meta])* $vis $name, all_of_static, [$($scope),+]);
+        $crate::scopes!($($rest)*);
+    };
+    ($(#[$meta:meta])* $vis:vis $name:ident = any_of [$($scope:literal),+ $(,)?]; $($rest:tt)*) => {
+        $crate::scopes!(@declare $(#[$meta])* $vis $name, any_of_static, [$($scope),+]);
+        $crate::scopes!($($rest)*);
+    };
+    (@declare $(#[$meta:meta])* $vis:vis $name:ident, $constructor:ident, [$($scope:literal),+]) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default)]
+        $vis struct $name;
+        impl $crate::ScopeSet for $name {
+            fn requirement() -> &'static $crate::ScopeRequirement {
+                static REQUIREMENT: $crate::ScopeRequirement = $crate::ScopeRequirement::$constructor(&[
+                    $(::std::borrow::Cow::Borrowed($scope)),+
+                ]);
+                &REQUIREMENT
+            }
+        }
+    };
+}

@@ -1,0 +1,203 @@
+//! axum integration (feature `axum`): extractors for the verified token and per-route scopes.
+//!
+//! - [`Claims`] (and `Option<Claims>` for routes behind [`BearerLayer::optional`]) hands the
+//!   verified token to a handler.
+//! - [`RequireScope<S>`] does the same and first checks the scopes a [`scopes!`](crate::scopes)
+//!   type names; a token without them gets `403 insufficient_scope` with `scope="…"`.
+//! - Rejections are [`AuthRejection`]s: RFC 6750 challenges (or gRPC statuses), never a 500. An
+//!   extractor used on a route the [`BearerLayer`] does not cover is a misconfiguration: it is
+//!   logged as an error and answered with a 401, so a forgotten layer fails closed.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use bearer_guard::axum::RequireScope;
+//! use bearer_guard::testing::SigningKey;
+//! use bearer_guard::{Algorithm, BearerLayer, Claims, Guard, Issuer};
+//! use tower::ServiceExt;
+//!
+//! bearer_guard::scopes! {
+//!     PaymentsRead = "payments:read";
+//! }
+//!
+//! async fn list_payments(scoped: RequireScope<PaymentsRead>) -> String {
+//!     format!("payments for {}", scoped.client_id().unwrap_or("?"))
+//! }
+//! async fn whoami(claims: Claims) -> String {
+//!     claims.client_id().unwrap_or("?").to_owned()
+//! }
+//!
+//! let key = SigningKey::generate(Algorithm::ES256)?;
+//! let guard = Guard::builder()
+//!     .issuer(Issuer::new("https://issuer.example").audience("api").keys(key.key_set()))
+//!     .build()
+//!     .await?;
+//! let app = Router::new()
+//!     .route("/payments", get(list_payments))
+//!     .route("/whoami", get(whoami))
+//!     .layer(BearerLayer::new(guard));
+//!
+//! let token = key.token("https://issuer.example", "api").scope("payments:write").sign()?;
+//! let request = http::Request::get("/payments")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .body(axum::body::Body::empty())?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), 403);
+//! assert!(response.headers()["www-authenticate"].to_str()?.contains(r#"scope="payments:read""#));
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! [`BearerLayer`]: crate::BearerLayer
+//! [`BearerLayer::optional`]: crate::BearerLayer::optional
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use crate::challenge::{Rejection, is_grpc};
+use crate::claims::Claims;
+use crate::guard::Guard;
+use crate::layer::Authenticated;
+use crate::scope::ScopeSet;
+
+/// Why an extractor refused the request, ready to be sent as the response.
+#[derive(Debug, Clone)]
+pub struct AuthRejection {
+    rejection: Rejection,
+    guard: Option<Guard>,
+    grpc: bool,
+}
+
+impl AuthRejection {
+    fn new(rejection: Rejection, guard: Option<&Guard>, parts: &Parts) -> Self {
+        AuthRejection {
+            rejection,
+            guard: guard.cloned(),
+            grpc: is_grpc(&parts.headers),
+        }
+    }
+
+    /// What went wrong.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.rejection.fmt(f)
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let realm = self.guard.as_ref().and_then(Guard::realm);
+        self.rejection.to_response(realm, self.grpc)
+    }
+}
+
+/// Renders without a realm; prefer [`Guard::reject`] when the guard is at hand.
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.to_response(None, false)
+    }
+}
+
+/// The claims the layer left in the request, or the rejection to send when it never ran.
+fn claims_in(parts: &Parts) -> Result<Option<Claims>, AuthRejection> {
+    if parts.extensions.get::<Authenticated>().is_none() {
+        tracing::error!(
+            path = parts.uri.path(),
+            "bearer-guard extractor used on a route without BearerLayer: request refused"
+        );
+        return Err(AuthRejection::new(Rejection::MissingToken, None, parts));
+    }
+    Ok(parts.extensions.get::<Claims>().cloned())
+}
+
+fn required(parts: &Parts) -> Result<Claims, AuthRejection> {
+    claims_in(parts)?.ok_or_else(|| {
+        let guard = parts.extensions.get::<Authenticated>().map(|ran| &ran.0);
+        AuthRejection::new(Rejection::MissingToken, guard, parts)
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Claims {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        required(parts)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        claims_in(parts)
+    }
+}
+
+/// The verified token, after checking it grants the scopes `S` names. Derefs to [`Claims`].
+pub struct RequireScope<S> {
+    claims: Claims,
+    scopes: PhantomData<fn() -> S>,
+}
+
+impl<S> RequireScope<S> {
+    /// The verified claims.
+    pub fn into_claims(self) -> Claims {
+        self.claims
+    }
+}
+
+impl<S> Deref for RequireScope<S> {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+impl<S> fmt::Debug for RequireScope<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequireScope").field(&self.claims).finish()
+    }
+}
+
+impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = required(parts)?;
+        let requirement = S::requirement();
+        if let Err(insufficient) = requirement.check(claims.scopes()) {
+            tracing::debug!(
+                client_id = claims.client_id(),
+                path = parts.uri.path(),
+                required = %requirement,
+                outcome = "insufficient_scope",
+                "scope check failed"
+            );
+            let guard = parts.extensions.get::<Authenticated>().map(|ran| &ran.0);
+            return Err(AuthRejection::new(insufficient.into(), guard, parts));
+        }
+        Ok(RequireScope {
+            claims,
+            scopes: PhantomData,
+        })
+    }
+}

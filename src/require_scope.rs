@@ -1,0 +1,237 @@
+//! [`RequireScopeLayer`]: per-route (or per-gRPC-method) scope checks for any tower service.
+//!
+//! Put it inside a [`BearerLayer`](crate::BearerLayer): it reads the [`Claims`] the guard inserted
+//! and answers `403 insufficient_scope` (gRPC: 7 PERMISSION_DENIED) when the token lacks the
+//! scopes. Without claims it answers 401; if the guard never ran at all, that is a
+//! misconfiguration, which is logged as an error and still answered with a 401 — never a 500 and
+//! never a pass.
+//!
+//! For gRPC, one layer can hold a requirement per method path (`/pkg.Service/Method`):
+//!
+//! ```
+//! use bearer_guard::{RequireScopeLayer, ScopeRequirement};
+//!
+//! let per_method = RequireScopeLayer::per_path()
+//!     .path("/payments.v1.Payments/Get", ScopeRequirement::all_of(["payments:read"]))
+//!     .path("/payments.v1.Payments/Create", ScopeRequirement::all_of(["payments:write"]));
+//! // Methods not listed are refused unless a fallback is given:
+//! let per_method = per_method.otherwise(ScopeRequirement::all_of(["payments:admin"]));
+//! # let _ = per_method;
+//! ```
+//!
+//! With axum, `route_layer(RequireScopeLayer::new(...))` guards one route; the
+//! `RequireScope<S>` extractor (feature `axum`) does the same from a handler's signature.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::challenge::{Rejection, is_grpc};
+use crate::claims::Claims;
+use crate::layer::Authenticated;
+use crate::scope::{ScopeRequirement, ScopeSet};
+
+/// What a [`RequireScopeLayer`] checks.
+#[derive(Clone, Debug)]
+enum Policy {
+    /// One requirement for every request.
+    Route(ScopeRequirement),
+    /// A requirement per request path; `None` fallback means unlisted paths are refused.
+    PerPath {
+        paths: Vec<(Box<str>, ScopeRequirement)>,
+        otherwise: Option<ScopeRequirement>,
+    },
+}
+
+/// The requirement no token meets: for unlisted paths of a per-path policy.
+static NOTHING_GRANTS: ScopeRequirement = ScopeRequirement::any_of_static(&[]);
+
+impl Policy {
+    fn requirement_for(&self, path: &str) -> &ScopeRequirement {
+        match self {
+            Policy::Route(requirement) => requirement,
+            Policy::PerPath { paths, otherwise } => paths
+                .iter()
+                .find(|(candidate, _)| **candidate == *path)
+                .map(|(_, requirement)| requirement)
+                .or(otherwise.as_ref())
+                .unwrap_or(&NOTHING_GRANTS),
+        }
+    }
+}
+
+/// A [`Layer`] that requires scopes of the verified token.
+#[derive(Clone, Debug)]
+pub struct RequireScopeLayer {
+    policy: Arc<Policy>,
+}
+
+impl RequireScopeLayer {
+    /// Require `requirement` for every request through this layer.
+    pub fn new(requirement: ScopeRequirement) -> Self {
+        RequireScopeLayer {
+            policy: Arc::new(Policy::Route(requirement)),
+        }
+    }
+
+    /// Require the scopes a [`ScopeSet`] type names (see [`scopes!`](crate::scopes)).
+    pub fn of<S: ScopeSet>() -> Self {
+        Self::new(S::requirement().clone())
+    }
+
+    /// Start a per-path policy (gRPC methods are paths: `/pkg.Service/Method`). Paths not
+    /// listed are refused with `insufficient_scope` unless [`otherwise`](Self::otherwise) is set.
+    pub fn per_path() -> Self {
+        RequireScopeLayer {
+            policy: Arc::new(Policy::PerPath {
+                paths: Vec::new(),
+                otherwise: None,
+            }),
+        }
+    }
+
+    /// Require `requirement` for requests to exactly `path` (per-path policies only).
+    pub fn path(self, path: impl Into<String>, requirement: ScopeRequirement) -> Self {
+        self.map_per_path(|paths, _| paths.push((path.into().into_boxed_str(), requirement)))
+    }
+
+    /// The requirement for paths not listed (per-path policies only). Use
+    /// `ScopeRequirement::all_of::<[&str; 0], &str>([])` to accept any valid token there.
+    pub fn otherwise(self, requirement: ScopeRequirement) -> Self {
+        self.map_per_path(|_, otherwise| *otherwise = Some(requirement))
+    }
+
+    fn map_per_path(
+        self,
+        change: impl FnOnce(&mut Vec<(Box<str>, ScopeRequirement)>, &mut Option<ScopeRequirement>),
+    ) -> Self {
+        let mut policy = Arc::unwrap_or_clone(self.policy);
+        if let Policy::PerPath { paths, otherwise } = &mut policy {
+            change(paths, otherwise);
+        }
+        RequireScopeLayer {
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopeService {
+            inner,
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// The service [`RequireScopeLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct RequireScopeService<S> {
+    inner: S,
+    policy: Arc<Policy>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ScopeFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match check(&self.policy, &request) {
+            Ok(()) => ScopeFuture {
+                state: ScopeState::Allowed {
+                    future: self.inner.call(request),
+                },
+            },
+            Err(response) => ScopeFuture {
+                state: ScopeState::Refused {
+                    response: Some(response),
+                },
+            },
+        }
+    }
+}
+
+/// The scope decision for one request: `Err` holds the response to send instead.
+fn check<B, R: Default>(policy: &Policy, request: &Request<B>) -> Result<(), Response<R>> {
+    let extensions = request.extensions();
+    let guard = extensions.get::<Authenticated>().map(|ran| &ran.0);
+    let realm = guard.and_then(|guard| guard.realm());
+    let grpc = is_grpc(request.headers());
+    let Some(claims) = extensions.get::<Claims>() else {
+        if guard.is_none() {
+            tracing::error!(
+                path = request.uri().path(),
+                "RequireScopeLayer reached without BearerLayer in front of it: request refused"
+            );
+        }
+        return Err(Rejection::MissingToken.to_response(realm, grpc));
+    };
+    let requirement = policy.requirement_for(request.uri().path());
+    requirement.check(claims.scopes()).map_err(|insufficient| {
+        tracing::debug!(
+            client_id = claims.client_id(),
+            path = request.uri().path(),
+            required = %requirement,
+            outcome = "insufficient_scope",
+            "scope check failed"
+        );
+        Rejection::from(insufficient).to_response(realm, grpc)
+    })
+}
+
+pin_project! {
+    /// The response future of [`RequireScopeService`].
+    pub struct ScopeFuture<F, B> {
+        #[pin]
+        state: ScopeState<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = ScopeStateProj]
+    enum ScopeState<F, B> {
+        Allowed {
+            #[pin]
+            future: F,
+        },
+        Refused {
+            response: Option<Response<B>>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ScopeFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            ScopeStateProj::Allowed { future } => future.poll(cx),
+            ScopeStateProj::Refused { response } => {
+                // Polled once more after completion: answer with an empty default response
+                // rather than panic.
+                Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The layer and extractors on a real axum server over real HTTP (127.0.0.1:0).
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::routing::{get, post};
+use bearer_guard::axum::RequireScope;
+use bearer_guard::testing::SigningKey;
+use bearer_guard::{
+    Algorithm, BearerLayer, Claims, Guard, Issuer, RequireScopeLayer, ScopeRequirement,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const ISS: &str = "https://issuer.example";
+const AUD: &str = "payments-api";
+
+bearer_guard::scopes! {
+    PaymentsRead = "payments:read";
+    PaymentsWrite = "payments:write";
+    Admin = any_of["admin", "root"];
+    Settle = all_of["payments:read", "payments:settle"];
+}
+
+fn key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(Algorithm::ES256).unwrap())
+}
+
+async fn guard() -> Guard {
+    Guard::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).keys(key().key_set()))
+        .realm("payments")
+        .build()
+        .await
+        .unwrap()
+}
+
+fn token(scope: &str) -> String {
+    key()
+        .token(ISS, AUD)
+        .claim("client_id", "billing-job")
+        .scope(scope)
+        .sign()
+        .unwrap()
+}
+
+async fn list(scoped: RequireScope<PaymentsRead>) -> String {
+    format!("list for {}", scoped.client_id().unwrap_or("?"))
+}
+async fn create(_: RequireScope<PaymentsWrite>) -> StatusCode {
+    StatusCode::CREATED
+}
+async fn admin(_: RequireScope<Admin>) -> &'static str {
+    "admin"
+}
+async fn settle(_: RequireScope<Settle>) -> &'static str {
+    "settled"
+}
+async fn whoami(claims: Claims) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({
+        "client_id": claims.client_id(),
+        "subject": claims.subject(),
+        "scopes": claims.scopes().iter().collect::<Vec<_>>(),
+    }))
+}
+async fn maybe(claims: Option<Claims>) -> String {
+    match claims {
+        Some(claims) => format!("hello {}", claims.client_id().unwrap_or("?")),
+        None => "hello anonymous".to_owned(),
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/payments", get(list).post(create))
+        .route("/admin", get(admin))
+        .route("/settle", post(settle))
+        .route("/whoami", get(whoami))
+        .route(
+            "/reports",
+            get(|| async { "reports" }).route_layer(RequireScopeLayer::new(
+                ScopeRequirement::all_of(["reports:read"]),
+            )),
+        )
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn protected() -> SocketAddr {
+    serve(routes().layer(BearerLayer::new(guard().await))).await
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn valid_token_with_scope_reaches_the_handler() {
+    let addr = protected().await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{addr}/payments"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "list for billing-job");
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_with_the_needed_scope() {
+    let addr = protected().await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/payments"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        challenge(&response),
+        r#"Bearer realm="payments", error="insufficient_scope", error_description="The access token lacks a required scope", scope="payments:write""#
+    );
+}
+
+#[tokio::test]
+async fn no_token_is_401_without_error_code() {
+    let addr = protected().await;
+    let response = reqwest::get(format!("http://{addr}/payments"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&response), r#"Bearer realm="payments""#);
+}
+
+#[tokio::test]
+async fn invalid_token_is_401_invalid_token() {
+    let addr = protected().await;
+    let other_key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let forged = other_key
+        .token(ISS, AUD)
+        .kid(key().kid())
+        .scope("payments:read")
+        .sign()
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/payments"))
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&response),
+        r#"Bearer realm="payments", error="invalid_token", error_description="The access token signature is invalid""#
+    );
+}
+
+#[tokio::test]
+async fn duplicate_authorization_headers_are_400() {
+    let addr = protected().await;
+    let value = format!("Bearer {}", token("payments:read"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.append("authorization", value.parse().unwrap());
+    headers.append("authorization", value.parse().unwrap());
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/payments"))
+        .headers(headers)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        challenge(&response),
+        r#"Bearer realm="payments", error="invalid_request", error_description="More than one Authorization header""#
+    );
+}
+
+#[tokio::test]
+async fn claims_reach_the_handler() {
+    let addr = protected().await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/whoami"))
+        .bearer_auth(token("b a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"client_id": "billing-job", "subject": "test-client", "scopes": ["a", "b"]})
+    );
+}
+
+#[tokio::test]
+async fn require_scope_any_of_and_all_of() {
+    let addr = protected().await;
+    let client = reqwest::Client::new();
+    let status = |path: &'static str, post: bool, scope: &'static str| {
+        let client = client.clone();
+        async move {
+            let url = format!("http://{addr}{path}");
+            let request = if post {
+                client.post(url)
+            } else {
+                client.get(url)
+            };
+            request
+                .bearer_auth(token(scope))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status("/admin", false, "root").await, StatusCode::OK);
+    assert_eq!(status("/admin", false, "admin other").await, StatusCode::OK);
+    assert_eq!(
+        status("/admin", false, "administrator").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status("/settle", true, "payments:read payments:settle").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("/settle", true, "payments:settle").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status("/payments", false, "payments:read:all").await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn any_of_challenge_lists_every_alternative() {
+    let addr = protected().await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/admin"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&response).ends_with(r#"scope="admin root""#));
+}
+
+#[tokio::test]
+async fn require_scope_layer_guards_one_route() {
+    let addr = protected().await;
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("http://{addr}/reports"))
+        .bearer_auth(token("reports:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = client
+        .get(format!("http://{addr}/reports"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&refused).ends_with(r#"scope="reports:read""#));
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_requests_through() {
+    let app = Router::new()
+        .route("/hello", get(maybe))
+        .layer(BearerLayer::optional(guard().await));
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let anonymous = client
+        .get(format!("http://{addr}/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.text().await.unwrap(), "hello anonymous");
+    let known = client
+        .get(format!("http://{addr}/hello"))
+        .bearer_auth(token(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.text().await.unwrap(), "hello billing-job");
+}
+
+#[tokio::test]
+async fn optional_mode_still_rejects_invalid_tokens() {
+    let app = Router::new()
+        .route("/hello", get(maybe))
+        .layer(BearerLayer::optional(guard().await));
+    let addr = serve(app).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/hello"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&response).contains(r#"error="invalid_token""#));
+}
+
+#[tokio::test]
+async fn optional_mode_with_required_claims_is_401() {
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(BearerLayer::optional(guard().await));
+    let addr = serve(app).await;
+    let response = reqwest::get(format!("http://{addr}/whoami")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&response), r#"Bearer realm="payments""#);
+}
+
+#[tokio::test]
+async fn extractor_without_the_layer_fails_closed_with_401() {
+    let addr = serve(routes()).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/payments"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&response), "Bearer");
+    let layer_only = reqwest::Client::new()
+        .get(format!("http://{addr}/reports"))
+        .bearer_auth(token("reports:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layer_only.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn grpc_content_type_gets_grpc_status() {
+    let addr = protected().await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/payments"))
+        .header("content-type", "application/grpc")
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "7");
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/payments"))
+        .header("content-type", "application/grpc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "16");
+}
