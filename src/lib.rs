@@ -82,6 +82,8 @@ mod validate;
 pub mod axum;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use bearer::BearerError;
 pub use challenge::Rejection;
