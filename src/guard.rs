@@ -43,6 +43,7 @@ use crate::claims::Claims;
 use crate::jwks::{KeySet, KeySource};
 use crate::scope::ScopeClaims;
 use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
+use crate::verified_cache::{CacheConfig, CachedToken, VerifiedCache};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -57,6 +58,26 @@ struct GuardInner {
     issuers: Box<[IssuerState]>,
     bearer: BearerPolicy,
     realm: Option<Box<str>>,
+    cache: Option<VerifiedCache>,
+}
+
+/// How full the verified-token cache is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Cached tokens.
+    pub entries: u64,
+    /// Their weight in bytes (tokens, payloads and a fixed per-entry overhead), which the
+    /// configured size bounds.
+    pub weighted_bytes: u64,
+}
+
+/// The outcome of re-checking a cached token.
+enum Recheck {
+    /// Still valid: serve it from the cache.
+    Valid,
+    /// The issuer's keys changed since it was verified: verify it again in full.
+    KeysChanged,
 }
 
 struct IssuerState {
@@ -114,39 +135,88 @@ impl Guard {
         if token.len() > self.inner.bearer.max_token_bytes {
             return Err(TokenError::Malformed("token is larger than the size limit"));
         }
+        let now = validate::now();
+        if let Some(cache) = &self.inner.cache
+            && let Some(hit) = cache.get(token)
+        {
+            match self.recheck(&hit, now).await {
+                Ok(Recheck::Valid) => return Ok(hit.claims),
+                Ok(Recheck::KeysChanged) => {}
+                Err(err) => {
+                    if err == TokenError::Expired {
+                        cache.remove(token);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+
         let unverified = validate::parse(token)?;
         let issuer = unverified
             .claims
             .iss
             .as_deref()
             .ok_or(TokenError::MissingClaim("iss"))?;
-        let issuer = self
+        let (issuer_index, issuer) = self
             .inner
             .issuers
             .iter()
-            .find(|candidate| *candidate.issuer == *issuer)
+            .enumerate()
+            .find(|(_, candidate)| *candidate.issuer == *issuer)
             .ok_or(TokenError::UnknownIssuer)?;
-        validate::check_claims(&unverified, &issuer.policy, validate::now())?;
+        validate::check_claims(&unverified, &issuer.policy, now)?;
 
         let kid = unverified.kid.as_deref();
-        let keys = issuer.keys.current().await?;
-        let verified = match keys.select(kid, unverified.algorithm) {
-            Ok(verifier) => validate::verify_signature(&unverified, verifier),
+        let mut keys = issuer.keys.current().await?;
+        let verifier = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
-                let fresh = issuer.keys.refresh_for_unknown_key(&keys).await;
-                let fresh = fresh.ok_or(TokenError::UnknownKey)?;
-                let verifier = fresh.select(kid, unverified.algorithm)?;
-                validate::verify_signature(&unverified, verifier)
+                keys = issuer
+                    .keys
+                    .refresh_for_unknown_key(&keys)
+                    .await
+                    .ok_or(TokenError::UnknownKey)?;
+                keys.select(kid, unverified.algorithm)?
             }
-            Err(err) => Err(err),
+            selected => selected?,
         };
-        verified?;
+        validate::verify_signature(&unverified, verifier)?;
 
         let algorithm = unverified.algorithm;
         let key_id = unverified.kid.clone();
+        let expires_at = unverified.claims.exp.map_or(0.0, |exp| exp.0);
         let parts = validate::into_verified(unverified, &issuer.scope_claims)?;
-        Ok(Claims::new(parts, algorithm, key_id))
+        let claims = Claims::new(parts, algorithm, key_id);
+        if let Some(cache) = &self.inner.cache
+            && expires_at > now
+        {
+            cache.insert(
+                token,
+                CachedToken {
+                    claims: claims.clone(),
+                    issuer: issuer_index,
+                    key_generation: keys.generation(),
+                    expires_at,
+                },
+            );
+        }
+        Ok(claims)
+    }
+
+    /// The per-request checks of a cached token: what can change after it was verified.
+    async fn recheck(&self, hit: &CachedToken, now: f64) -> Result<Recheck, TokenError> {
+        let Some(issuer) = self.inner.issuers.get(hit.issuer) else {
+            return Ok(Recheck::KeysChanged);
+        };
+        if now >= hit.expires_at + issuer.policy.leeway {
+            return Err(TokenError::Expired);
+        }
+        let keys = issuer.keys.current().await?;
+        Ok(if keys.generation() == hit.key_generation {
+            Recheck::Valid
+        } else {
+            Recheck::KeysChanged
+        })
     }
 
     /// Authenticate a request: find its bearer token and verify it. `Ok(None)` when the request
@@ -180,6 +250,14 @@ impl Guard {
         request_headers: &HeaderMap,
     ) -> Response<B> {
         rejection.to_response(self.realm(), is_grpc(request_headers))
+    }
+
+    /// Size of the verified-token cache, or `None` when it is off.
+    pub fn verified_token_cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|cache| CacheStats {
+            entries: cache.entry_count(),
+            weighted_bytes: cache.weighted_size(),
+        })
     }
 
     /// The `realm` sent in challenges.
@@ -310,6 +388,13 @@ pub struct GuardBuilder {
     issuers: Vec<Issuer>,
     bearer: BearerPolicy,
     realm: Option<String>,
+    cache: CacheSettings,
+}
+
+#[derive(Debug, Default)]
+struct CacheSettings {
+    disabled: bool,
+    config: CacheConfig,
 }
 
 impl GuardBuilder {
@@ -338,6 +423,26 @@ impl GuardBuilder {
         self
     }
 
+    /// Keep verified tokens in memory so a repeated token costs a lookup, not a signature check
+    /// (default: on). Cached tokens are still checked on every request for expiry and for a
+    /// change of the issuer's keys; see the crate docs.
+    pub fn verified_token_cache(mut self, enabled: bool) -> Self {
+        self.cache.disabled = !enabled;
+        self
+    }
+
+    /// Bound on the verified-token cache in bytes of tokens and payloads (default 16 MiB).
+    pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
+        self.cache.config.max_bytes = max_bytes;
+        self
+    }
+
+    /// Longest time one verified token stays cached, whatever its `exp` (default 1 hour).
+    pub fn verified_token_cache_lifetime(mut self, lifetime: Duration) -> Self {
+        self.cache.config.max_entry_lifetime = lifetime;
+        self
+    }
+
     /// Check the configuration and build the guard.
     pub async fn build(self) -> Result<Guard, BuildError> {
         if self.issuers.is_empty() {
@@ -361,6 +466,7 @@ impl GuardBuilder {
                 issuers: issuers.into_boxed_slice(),
                 bearer: self.bearer,
                 realm: self.realm.map(String::into_boxed_str),
+                cache: (!self.cache.disabled).then(|| VerifiedCache::new(self.cache.config)),
             }),
         })
     }
