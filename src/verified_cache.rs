@@ -84,7 +84,7 @@ impl VerifiedCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         let entries = Cache::builder()
             .max_capacity(config.max_bytes)
-            .weigher(|token: &Box<str>, cached: &CachedToken| {
+            .weigher(|token, cached: &CachedToken| {
                 let bytes = token.len() + cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
