@@ -76,6 +76,13 @@ impl Expiry<Box<str>, CachedToken> for UntilExpiry {
     }
 }
 
+/// An entry's weight: what it holds, in bytes.
+#[allow(clippy::borrowed_box)] // the signature moka's weigher takes
+fn weigh(token: &Box<str>, cached: &CachedToken) -> u32 {
+    let bytes = token.len() + cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 pub(crate) struct VerifiedCache {
     entries: Cache<Box<str>, CachedToken>,
 }
@@ -84,10 +91,7 @@ impl VerifiedCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         let entries = Cache::builder()
             .max_capacity(config.max_bytes)
-            .weigher(|token, cached: &CachedToken| {
-                let bytes = token.len() + cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
-                u32::try_from(bytes).unwrap_or(u32::MAX)
-            })
+            .weigher(weigh)
             .expire_after(UntilExpiry {
                 cap: config.max_entry_lifetime,
             })
