@@ -72,14 +72,6 @@ pub struct CacheStats {
     pub weighted_bytes: u64,
 }
 
-/// The outcome of re-checking a cached token.
-enum Recheck {
-    /// Still valid: serve it from the cache.
-    Valid,
-    /// The issuer's keys changed since it was verified: verify it again in full.
-    KeysChanged,
-}
-
 struct IssuerState {
     issuer: Box<str>,
     policy: ClaimsPolicy,
@@ -112,45 +104,35 @@ impl Guard {
 
     /// Verify one token (the string after `Bearer `): structure, issuer, claims, key and signature.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let outcome = self.verify_inner(token).await;
-        match &outcome {
-            Ok(claims) => tracing::debug!(
-                issuer = claims.issuer(),
-                client_id = claims.client_id(),
-                kid = claims.key_id(),
-                outcome = "accepted",
-                "bearer token verified"
-            ),
-            Err(err @ TokenError::KeysUnavailable { .. }) => {
-                tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
-            }
-            Err(err) => {
-                tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected")
-            }
-        }
+        let outcome = match self.verify_cached(token) {
+            Some(decided) => decided,
+            None => self.verify_in_full(token).await,
+        };
+        log_outcome(&outcome);
         outcome
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<Claims, TokenError> {
+    /// What can be decided without waiting: an oversized token, or a verified-token cache hit
+    /// that is still valid or has expired. `None`: the token needs a full verification.
+    fn verify_cached(&self, token: &str) -> Option<Result<Claims, TokenError>> {
         if token.len() > self.inner.bearer.max_token_bytes {
-            return Err(TokenError::Malformed("token is larger than the size limit"));
+            return Some(Err(TokenError::Malformed(
+                "token is larger than the size limit",
+            )));
         }
-        let now = validate::now();
-        if let Some(cache) = &self.inner.cache
-            && let Some(hit) = cache.get(token)
-        {
-            match self.recheck(&hit, now).await {
-                Ok(Recheck::Valid) => return Ok(hit.claims),
-                Ok(Recheck::KeysChanged) => {}
-                Err(err) => {
-                    if err == TokenError::Expired {
-                        cache.remove(token);
-                    }
-                    return Err(err);
-                }
-            }
+        let cache = self.inner.cache.as_ref()?;
+        let hit = cache.get(token)?;
+        let issuer = self.inner.issuers.get(hit.issuer)?;
+        if validate::now() >= hit.expires_at + issuer.policy.leeway {
+            cache.remove(token);
+            return Some(Err(TokenError::Expired));
         }
+        // A key set change (rotation, removal) sends the token through full verification again.
+        (issuer.keys.current_generation() == Some(hit.key_generation)).then_some(Ok(hit.claims))
+    }
 
+    async fn verify_in_full(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = validate::now();
         let unverified = validate::parse(token)?;
         let issuer = unverified
             .claims
@@ -203,22 +185,6 @@ impl Guard {
         Ok(claims)
     }
 
-    /// The per-request checks of a cached token: what can change after it was verified.
-    async fn recheck(&self, hit: &CachedToken, now: f64) -> Result<Recheck, TokenError> {
-        let Some(issuer) = self.inner.issuers.get(hit.issuer) else {
-            return Ok(Recheck::KeysChanged);
-        };
-        if now >= hit.expires_at + issuer.policy.leeway {
-            return Err(TokenError::Expired);
-        }
-        let keys = issuer.keys.current().await?;
-        Ok(if keys.generation() == hit.key_generation {
-            Recheck::Valid
-        } else {
-            Recheck::KeysChanged
-        })
-    }
-
     /// Authenticate a request: find its bearer token and verify it. `Ok(None)` when the request
     /// carries no token at all; whether that is acceptable is the caller's decision.
     pub async fn authenticate(
@@ -242,6 +208,27 @@ impl Guard {
         .map_err(Rejection::from)
     }
 
+    /// [`authenticate`](Self::authenticate) when it can finish without waiting (no token, a
+    /// malformed request, a cache hit); `None` when the token needs a full verification. Lets
+    /// the layer serve repeated tokens without allocating a future.
+    pub(crate) fn authenticate_cached(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Option<Result<Option<Claims>, Rejection>> {
+        let token = match self.inner.bearer.extract(headers, uri) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Ok(None)),
+            Err(err) => {
+                tracing::debug!(outcome = "rejected", reason = %err, "malformed bearer request");
+                return Some(Err(err.into()));
+            }
+        };
+        let outcome = self.verify_cached(&token)?;
+        log_outcome(&outcome);
+        Some(outcome.map(Some).map_err(Rejection::from))
+    }
+
     /// The response for a rejection: a gRPC status when the request is gRPC, an RFC 6750
     /// challenge otherwise.
     pub fn reject<B: Default>(
@@ -263,6 +250,23 @@ impl Guard {
     /// The `realm` sent in challenges.
     pub fn realm(&self) -> Option<&str> {
         self.inner.realm.as_deref()
+    }
+}
+
+/// The decision event: issuer, client, key and outcome — never the token.
+fn log_outcome(outcome: &Result<Claims, TokenError>) {
+    match outcome {
+        Ok(claims) => tracing::debug!(
+            issuer = claims.issuer(),
+            client_id = claims.client_id(),
+            kid = claims.key_id(),
+            outcome = "accepted",
+            "bearer token verified"
+        ),
+        Err(err @ TokenError::KeysUnavailable { .. }) => {
+            tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
+        }
+        Err(err) => tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected"),
     }
 }
 
