@@ -77,6 +77,7 @@ mod layer;
 mod require_scope;
 mod scope;
 mod validate;
+mod verified_cache;
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -88,7 +89,9 @@ pub mod tonic;
 pub use bearer::BearerError;
 pub use challenge::Rejection;
 pub use claims::Claims;
-pub use guard::{BuildError, DEFAULT_LEEWAY, DEFAULT_STARTUP_TIMEOUT, Guard, GuardBuilder, Issuer};
+pub use guard::{
+    BuildError, CacheStats, DEFAULT_LEEWAY, DEFAULT_STARTUP_TIMEOUT, Guard, GuardBuilder, Issuer,
+};
 pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus};
 pub use layer::{BearerLayer, BearerService, ResponseFuture};
 pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};

@@ -320,6 +320,28 @@ async fn a_key_removed_from_the_set_stops_verifying_after_the_refresh() {
 }
 
 #[tokio::test]
+async fn a_cached_verification_ends_when_its_key_is_removed() {
+    let (kept, removed) = (key(), key());
+    let idp = Idp::start(&[&kept, &removed]).await;
+    let guard = guard(&idp, quick().ttl(Duration::from_millis(100))).await;
+    // The same tokens again and again: verified once, then served from the verified-token cache,
+    // whose hits alone must keep the keys refreshed.
+    let (kept_token, removed_token) = (token(&kept), token(&removed));
+    guard.verify(&removed_token).await.expect("published");
+
+    idp.publish(&[&kept]);
+    eventually(PATIENCE, "the refreshed set", || async {
+        guard.verify(&kept_token).await.expect("kept key");
+        guard.key_status()[0].key_count == 1
+    })
+    .await;
+    assert_eq!(
+        guard.verify(&removed_token).await.unwrap_err(),
+        TokenError::UnknownKey
+    );
+}
+
+#[tokio::test]
 async fn cache_control_max_age_is_honoured_and_clamped() {
     let key = key();
     let idp = Idp::start(&[&key]).await;

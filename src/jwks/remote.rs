@@ -60,7 +60,7 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -344,6 +344,13 @@ struct Shared {
     failing: AtomicBool,
     /// Counts successful fetches; start-up waits on it.
     stored: watch::Sender<u64>,
+    /// The cached set as the verified-token cache sees it, without touching `cache`: its
+    /// generation, and (in nanoseconds since `epoch`) when it must be refreshed and when it
+    /// stops being usable (0: no set).
+    epoch: Instant,
+    generation: AtomicU64,
+    refresh_due: AtomicU64,
+    usable_until: AtomicU64,
     control: Mutex<Control>,
 }
 
@@ -481,6 +488,10 @@ impl RemoteKeys {
                 cache,
                 failing: AtomicBool::new(false),
                 stored: watch::Sender::new(0),
+                epoch: Instant::now(),
+                generation: AtomicU64::new(0),
+                refresh_due: AtomicU64::new(0),
+                usable_until: AtomicU64::new(0),
                 control: Mutex::new(Control {
                     jwks_uri,
                     ..Control::default()
@@ -501,6 +512,20 @@ impl RemoteKeys {
             return Ok(Arc::clone(&entry.keys));
         }
         shared.keys_for_empty_cache().await
+    }
+
+    /// The generation of the usable set, without waiting (`None` when there is none). Starts a
+    /// background refresh when one is due, like [`current`](Self::current).
+    pub(crate) fn current_generation(&self) -> Option<u64> {
+        let shared = &self.shared;
+        let now = shared.nanos_since_epoch(Instant::now());
+        if now >= shared.usable_until.load(Ordering::Acquire) {
+            return None;
+        }
+        if now >= shared.refresh_due.load(Ordering::Relaxed) {
+            shared.refresh_ahead();
+        }
+        Some(shared.generation.load(Ordering::Acquire))
     }
 
     /// A token named a key that `seen` lacks: a newer set if one is (or can now be) had.
@@ -607,6 +632,10 @@ impl RemoteKeys {
 }
 
 impl Shared {
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     fn refresh_ahead(self: &Arc<Self>) {
         if self.failing.load(Ordering::Relaxed) {
             return; // the retry timer owns the next attempt
@@ -769,13 +798,20 @@ impl Shared {
         };
         let ttl = self.options.ttl_for(max_age);
         let now = Instant::now();
+        let entry_refresh_at = now + ttl.mul_f64(self.options.refresh_ahead);
         let entry = CachedKeys {
             keys: Arc::clone(&keys),
             etag,
-            refresh_at: now + ttl.mul_f64(self.options.refresh_ahead),
+            refresh_at: entry_refresh_at,
             usable_for: ttl.saturating_add(self.options.stale_limit),
         };
         self.cache.insert((), Arc::new(entry)).await;
+        self.generation.store(keys.generation(), Ordering::Release);
+        self.refresh_due
+            .store(self.nanos_since_epoch(entry_refresh_at), Ordering::Relaxed);
+        let usable_until = now.checked_add(ttl.saturating_add(self.options.stale_limit));
+        let usable_until = usable_until.map_or(u64::MAX, |at| self.nanos_since_epoch(at));
+        self.usable_until.store(usable_until, Ordering::Release);
 
         let recovered_after = {
             let mut control = lock(&self.control);
