@@ -33,20 +33,23 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Response, Uri};
 
 use crate::bearer::BearerPolicy;
 use crate::challenge::{Rejection, is_grpc};
 use crate::claims::Claims;
-use crate::jwks::{KeySet, KeySource};
+use crate::jwks::{JwksLocation, JwksOptions, KeySet, KeySource, KeyStatus, RemoteKeys};
 use crate::scope::ScopeClaims;
 use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
 use crate::verified_cache::{CacheConfig, CachedToken, VerifiedCache};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Default for [`GuardBuilder::startup_timeout`].
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Verifies bearer tokens against a fixed set of trusted issuers.
 #[derive(Clone)]
@@ -251,6 +254,23 @@ impl Guard {
     pub fn realm(&self) -> Option<&str> {
         self.inner.realm.as_deref()
     }
+
+    /// The state of each issuer's keys, in configuration order: how fresh they are, when they were
+    /// last fetched and what the last failure was. Cheap; no network.
+    pub fn key_status(&self) -> Vec<KeyStatus> {
+        self.inner
+            .issuers
+            .iter()
+            .map(|issuer| issuer.keys.status(&issuer.issuer))
+            .collect()
+    }
+}
+
+/// Where an issuer's keys come from, as configured.
+#[derive(Debug)]
+enum KeyConfig {
+    Static(KeySet),
+    Remote(JwksLocation),
 }
 
 /// The decision event: issuer, client, key and outcome — never the token.
@@ -276,7 +296,8 @@ pub struct Issuer {
     issuer: String,
     audiences: Vec<String>,
     algorithms: AlgorithmSet,
-    keys: Option<KeySet>,
+    keys: Option<KeyConfig>,
+    jwks_options: JwksOptions,
     leeway: Duration,
     rfc9068: bool,
     max_lifetime: Option<Duration>,
@@ -291,6 +312,7 @@ impl Issuer {
             audiences: Vec::new(),
             algorithms: Algorithm::DEFAULT_ALLOWED.into_iter().collect(),
             keys: None,
+            jwks_options: JwksOptions::default(),
             leeway: DEFAULT_LEEWAY,
             rfc9068: false,
             max_lifetime: None,
@@ -312,9 +334,35 @@ impl Issuer {
         self
     }
 
-    /// Verify with these keys (PEM, JWK, JWK Set JSON or an HMAC secret).
+    /// Verify with these keys (PEM, JWK, JWK Set JSON or an HMAC secret). Replaces any earlier
+    /// key source of this issuer.
     pub fn keys(mut self, keys: KeySet) -> Self {
-        self.keys = Some(keys);
+        self.keys = Some(KeyConfig::Static(keys));
+        self
+    }
+
+    /// Verify with the keys published at this JWK Set URL (`http` or `https`), fetched and cached
+    /// as [`JwksOptions`] says. Replaces any earlier key source of this issuer. HMAC algorithms
+    /// cannot be allowed with published keys.
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.keys = Some(KeyConfig::Remote(JwksLocation::Uri(url.into())));
+        self
+    }
+
+    /// Verify with the keys named by the issuer's own metadata: its `jwks_uri` is read from
+    /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery) or, failing that,
+    /// from the RFC 8414 document (`/.well-known/oauth-authorization-server` inserted before the
+    /// issuer's path). The metadata's `issuer` must equal this issuer exactly. The issuer must
+    /// then be an `http(s)` URL. Replaces any earlier key source of this issuer.
+    pub fn discover(mut self) -> Self {
+        self.keys = Some(KeyConfig::Remote(JwksLocation::Discover));
+        self
+    }
+
+    /// Caching, refresh and fetch limits for this issuer's published keys (see [`JwksOptions`]
+    /// for the defaults). Ignored for static keys.
+    pub fn jwks_options(mut self, options: JwksOptions) -> Self {
+        self.jwks_options = options;
         self
     }
 
@@ -349,7 +397,7 @@ impl Issuer {
         self
     }
 
-    fn into_state(self) -> Result<IssuerState, BuildError> {
+    fn into_state(self, client: &mut HttpClient) -> Result<IssuerState, BuildError> {
         let issuer = self.issuer;
         if issuer.is_empty() {
             return Err(BuildError::EmptyIssuer);
@@ -364,9 +412,24 @@ impl Issuer {
             return Err(BuildError::NoKeySource { issuer });
         };
         let wants_hmac = self.algorithms.iter().any(Algorithm::is_hmac);
-        if wants_hmac && !keys.has_secret() {
-            return Err(BuildError::HmacWithoutSecret { issuer });
-        }
+        let keys = match keys {
+            KeyConfig::Static(keys) => {
+                if wants_hmac && !keys.has_secret() {
+                    return Err(BuildError::HmacWithoutSecret { issuer });
+                }
+                KeySource::Static(Arc::new(keys))
+            }
+            KeyConfig::Remote(_) if wants_hmac => {
+                return Err(BuildError::HmacWithPublishedKeys { issuer });
+            }
+            KeyConfig::Remote(location) => {
+                let client = client.get()?;
+                match RemoteKeys::new(&issuer, &location, self.jwks_options, client) {
+                    Ok(remote) => KeySource::Remote(remote),
+                    Err(reason) => return Err(BuildError::InvalidUrl { issuer, reason }),
+                }
+            }
+        };
         Ok(IssuerState {
             issuer: issuer.into_boxed_str(),
             policy: ClaimsPolicy {
@@ -381,8 +444,29 @@ impl Issuer {
                 max_lifetime: self.max_lifetime.map(|lifetime| lifetime.as_secs_f64()),
             },
             scope_claims: self.scope_claims,
-            keys: KeySource::Static(Arc::new(keys)),
+            keys,
         })
+    }
+}
+
+/// The HTTP client for key and metadata fetches: the user's, or one made on first need.
+enum HttpClient {
+    Pending(Option<reqwest::Client>),
+    Ready(reqwest::Client),
+}
+
+impl HttpClient {
+    fn get(&mut self) -> Result<reqwest::Client, BuildError> {
+        let client = match self {
+            HttpClient::Ready(client) => return Ok(client.clone()),
+            HttpClient::Pending(Some(client)) => client.clone(),
+            HttpClient::Pending(None) => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|err| BuildError::HttpClient(err.to_string()))?,
+        };
+        *self = HttpClient::Ready(client.clone());
+        Ok(client)
     }
 }
 
@@ -392,6 +476,9 @@ pub struct GuardBuilder {
     issuers: Vec<Issuer>,
     bearer: BearerPolicy,
     realm: Option<String>,
+    http_client: Option<reqwest::Client>,
+    startup_timeout: Option<Duration>,
+    require_keys_at_startup: bool,
     cache: CacheSettings,
 }
 
@@ -427,6 +514,33 @@ impl GuardBuilder {
         self
     }
 
+    /// The HTTP client for every JWKS and metadata request (proxies, root certificates, …).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a redirected response is
+    /// refused in any case, but a following client has already made the second request. Its own
+    /// timeouts apply on top of [`JwksOptions::fetch_timeout`]. Default: a client with no redirects.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// How long [`build`](Self::build) waits for the first keys of issuers with published keys,
+    /// failed attempts included (default [`DEFAULT_STARTUP_TIMEOUT`]). Fetches are retried with
+    /// [`JwksOptions::retry_backoff`]. `Duration::ZERO` skips the prefetch: the first request
+    /// fetches (all requests arriving meanwhile share that one fetch).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether [`build`](Self::build) fails with [`BuildError::KeysUnavailable`] when an issuer's
+    /// keys could not be fetched within the [startup timeout](Self::startup_timeout). Default
+    /// `false`: the guard is built, requests get 503 with `Retry-After`, and fetches are retried in
+    /// the background until keys arrive.
+    pub fn require_keys_at_startup(mut self, require: bool) -> Self {
+        self.require_keys_at_startup = require;
+        self
+    }
+
     /// Keep verified tokens in memory so a repeated token costs a lookup, not a signature check
     /// (default: on). Cached tokens are still checked on every request for expiry and for a
     /// change of the issuer's keys; see the crate docs.
@@ -447,14 +561,16 @@ impl GuardBuilder {
         self
     }
 
-    /// Check the configuration and build the guard.
+    /// Check the configuration, fetch published keys (see
+    /// [`startup_timeout`](Self::startup_timeout)) and build the guard.
     pub async fn build(self) -> Result<Guard, BuildError> {
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuers);
         }
+        let mut client = HttpClient::Pending(self.http_client);
         let mut issuers = Vec::with_capacity(self.issuers.len());
         for issuer in self.issuers {
-            let state = issuer.into_state()?;
+            let state = issuer.into_state(&mut client)?;
             if issuers
                 .iter()
                 .any(|seen: &IssuerState| seen.issuer == state.issuer)
@@ -464,6 +580,27 @@ impl GuardBuilder {
                 });
             }
             issuers.push(state);
+        }
+        let startup_timeout = self.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT);
+        if !startup_timeout.is_zero() {
+            let deadline = Instant::now() + startup_timeout.min(Duration::from_secs(24 * 3600));
+            // Every source fetches in its own task, so the fetches run side by side and the waits
+            // below share one deadline.
+            for issuer in &issuers {
+                issuer.keys.start_prefetch();
+            }
+            for issuer in &issuers {
+                let prefetched = issuer.keys.wait_for_keys(deadline).await;
+                if let Err(reason) = prefetched {
+                    if self.require_keys_at_startup {
+                        return Err(BuildError::KeysUnavailable {
+                            issuer: issuer.issuer.to_string(),
+                            reason,
+                        });
+                    }
+                    tracing::warn!(issuer = %issuer.issuer, %reason, "starting without keys; retrying in the background");
+                }
+            }
         }
         Ok(Guard {
             inner: Arc::new(GuardInner {
@@ -515,5 +652,32 @@ pub enum BuildError {
     HmacWithoutSecret {
         /// The issuer.
         issuer: String,
+    },
+    /// HMAC algorithms allowed for an issuer whose keys are published (JWKS): a shared secret is
+    /// never taken from a JWK Set.
+    #[error("issuer {issuer} allows HMAC algorithms with published keys")]
+    HmacWithPublishedKeys {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A JWK Set URL, or an issuer to discover, that is not an `http(s)` URL.
+    #[error("issuer {issuer}: {reason}")]
+    InvalidUrl {
+        /// The issuer.
+        issuer: String,
+        /// What is wrong with the URL.
+        reason: String,
+    },
+    /// The HTTP client for key fetches could not be created.
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    /// An issuer's keys could not be fetched at start-up and
+    /// [`GuardBuilder::require_keys_at_startup`] was set.
+    #[error("issuer {issuer}: keys unavailable at start-up: {reason}")]
+    KeysUnavailable {
+        /// The issuer.
+        issuer: String,
+        /// The last fetch error.
+        reason: String,
     },
 }

@@ -89,8 +89,10 @@ pub mod tonic;
 pub use bearer::BearerError;
 pub use challenge::Rejection;
 pub use claims::Claims;
-pub use guard::{BuildError, CacheStats, DEFAULT_LEEWAY, Guard, GuardBuilder, Issuer};
-pub use jwks::{KeyError, KeySet};
+pub use guard::{
+    BuildError, CacheStats, DEFAULT_LEEWAY, DEFAULT_STARTUP_TIMEOUT, Guard, GuardBuilder, Issuer,
+};
+pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus};
 pub use layer::{BearerLayer, BearerService, ResponseFuture};
 pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};
 pub use scope::{InsufficientScope, ScopeRequirement, ScopeSet, Scopes};

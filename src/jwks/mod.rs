@@ -2,13 +2,19 @@
 //!
 //! The guard asks a key source for the current [`KeySet`] and, when a token names a key the set does
 //! not hold, whether a fresher set can be had. A static source (PEM, JWK, JWKS JSON, HMAC secret)
-//! never changes; the remote JWKS source fetches, caches and refreshes.
+//! never changes; the remote JWKS source ([`remote`]) fetches, caches and refreshes, finding its
+//! URL by [`discovery`] when asked to.
 
+pub(crate) mod discovery;
 pub(crate) mod keys;
+pub(crate) mod remote;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 pub use keys::{KeyError, KeySet};
+pub use remote::JwksOptions;
+pub(crate) use remote::{JwksLocation, RemoteKeys};
 
 use crate::validate::TokenError;
 
@@ -17,6 +23,8 @@ use crate::validate::TokenError;
 pub(crate) enum KeySource {
     /// Keys given at build time.
     Static(Arc<KeySet>),
+    /// Keys published by the issuer (a JWK Set URL), cached and refreshed.
+    Remote(RemoteKeys),
 }
 
 impl KeySource {
@@ -25,6 +33,7 @@ impl KeySource {
     pub(crate) async fn current(&self) -> Result<Arc<KeySet>, TokenError> {
         match self {
             KeySource::Static(keys) => Ok(Arc::clone(keys)),
+            KeySource::Remote(remote) => remote.current().await,
         }
     }
 
@@ -33,6 +42,7 @@ impl KeySource {
     pub(crate) fn current_generation(&self) -> Option<u64> {
         match self {
             KeySource::Static(keys) => Some(keys.generation()),
+            KeySource::Remote(remote) => remote.current_generation(),
         }
     }
 
@@ -40,10 +50,85 @@ impl KeySource {
     /// `None` when it cannot (static keys, or a refetch already happened within the cooldown).
     pub(crate) async fn refresh_for_unknown_key(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
         match self {
-            KeySource::Static(_) => {
-                let _ = seen;
-                None
-            }
+            KeySource::Static(_) => None,
+            KeySource::Remote(remote) => remote.refresh_for_unknown_key(seen).await,
         }
     }
+
+    /// Start fetching remote keys ahead of the first request.
+    pub(crate) fn start_prefetch(&self) {
+        if let KeySource::Remote(remote) = self {
+            remote.start_prefetch();
+        }
+    }
+
+    /// Wait until the source has keys, or `deadline`; `Err` carries the last fetch error.
+    pub(crate) async fn wait_for_keys(&self, deadline: Instant) -> Result<(), String> {
+        match self {
+            KeySource::Static(_) => Ok(()),
+            KeySource::Remote(remote) => remote.wait_for_keys(deadline).await,
+        }
+    }
+
+    /// The state of the keys of `issuer`.
+    pub(crate) fn status(&self, issuer: &str) -> KeyStatus {
+        match self {
+            KeySource::Static(keys) => KeyStatus {
+                issuer: issuer.to_owned(),
+                jwks_uri: None,
+                freshness: KeyFreshness::Static,
+                key_count: keys.len(),
+                age: None,
+                ttl: None,
+                last_success: None,
+                last_error: None,
+                last_error_at: None,
+                consecutive_failures: 0,
+            },
+            KeySource::Remote(remote) => remote.status(),
+        }
+    }
+}
+
+/// The state of one issuer's keys, from [`Guard::key_status`](crate::Guard::key_status): for a
+/// health endpoint, metrics or an alert on an identity provider that stopped answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyStatus {
+    /// The issuer, as configured.
+    pub issuer: String,
+    /// The JWK Set URL, configured or discovered; `None` for static keys or before discovery
+    /// succeeded.
+    pub jwks_uri: Option<String>,
+    /// Whether tokens can be verified, and with how current a set.
+    pub freshness: KeyFreshness,
+    /// How many usable keys the current set holds (0 when [`KeyFreshness::Unavailable`]).
+    pub key_count: usize,
+    /// Time since the set was last fetched or revalidated (`None` before the first success).
+    pub age: Option<Duration>,
+    /// How long the set is fresh after a fetch: `Cache-Control: max-age` clamped, or the default
+    /// TTL (`None` before the first success).
+    pub ttl: Option<Duration>,
+    /// When the last fetch or revalidation succeeded.
+    pub last_success: Option<SystemTime>,
+    /// What went wrong with the last failed fetch, if any fetch ever failed.
+    pub last_error: Option<String>,
+    /// When the last failed fetch happened.
+    pub last_error_at: Option<SystemTime>,
+    /// Failed fetches since the last success (0 when the last fetch succeeded).
+    pub consecutive_failures: u32,
+}
+
+/// How current an issuer's keys are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFreshness {
+    /// Keys configured at build time; they never change.
+    Static,
+    /// Fetched within their TTL.
+    Fresh,
+    /// Past their TTL (a refresh is due or failing); still used up to the stale limit.
+    Stale,
+    /// No usable keys (never fetched, or past the stale limit): tokens get 503.
+    Unavailable,
 }
