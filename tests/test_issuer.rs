@@ -755,3 +755,11 @@ async fn dropping_the_issuer_stops_the_server() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn issuer_and_minted_tokens_can_cross_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TestIssuer>();
+    send_sync::<bearer_guard::testing::TokenBuilder<'static>>();
+    send_sync::<TestIssuerError>();
+}
