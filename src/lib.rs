@@ -63,7 +63,8 @@
 //! ## Features
 //! - `axum`: extractors and `IntoResponse` for rejections.
 //! - `tonic`: gRPC helpers.
-//! - `testing`: [`testing::SigningKey`] (real keys and tokens) for your own tests.
+//! - `testing`: [`testing::SigningKey`] (real keys and tokens) and [`testing::TestIssuer`] (a real
+//!   loopback authorization server) for your own tests.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,4 +1,7 @@
-//! Test kit (feature `testing`): real keys, real tokens, for your own tests and ours.
+//! Test kit (feature `testing`): real keys, real tokens and a real authorization server, for
+//! your own tests and ours.
+//!
+//! ## Keys and tokens
 //!
 //! [`SigningKey`] generates a fresh key (RSA-2048, P-256, P-384, Ed25519, or an HMAC secret),
 //! publishes its public half as a JWK, and mints compact JWS tokens with a builder that starts from
@@ -20,8 +23,92 @@
 //! assert_eq!(key.public_jwk()["kty"], "RSA");
 //! # Ok::<_, bearer_guard::testing::TestKeyError>(())
 //! ```
+//!
+//! ## A loopback authorization server
+//!
+//! [`TestIssuer`] is a real OAuth 2.0 authorization server on a loopback port, for tests and
+//! demos. It serves discovery metadata (OpenID Connect and RFC 8414), its JWK Set, and a token
+//! endpoint implementing the client-credentials grant (RFC 6749 §4.4) that issues RFC 9068 JWT
+//! access tokens. It can also mint tokens directly ([`TestIssuer::mint`]), rotate its signing keys
+//! ([`TestIssuer::rotate_keys`], [`TestIssuer::retire_old_keys`]) and count JWKS fetches.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bearer_guard::testing::TestIssuer;
+//! use bearer_guard::{Guard, Issuer, KeySet};
+//!
+//! let issuer = TestIssuer::builder()
+//!     .audience("https://payments.example")
+//!     .client("invoice-job", "s3cret", ["payments:read", "payments:write"])
+//!     .start()
+//!     .await?;
+//!
+//! // The client side: the client-credentials grant over real HTTP, secret in HTTP Basic.
+//! let http = reqwest::Client::new();
+//! let response = http
+//!     .post(issuer.token_endpoint())
+//!     .basic_auth("invoice-job", Some("s3cret"))
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body("grant_type=client_credentials&scope=payments%3Aread")
+//!     .send()
+//!     .await?;
+//! assert_eq!(response.status(), 200);
+//! let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+//! assert_eq!(body["token_type"], "Bearer");
+//! assert_eq!(body["scope"], "payments:read");
+//! let access_token = body["access_token"].as_str().ok_or("no access_token")?;
+//!
+//! // The resource server side: keys from the issuer's published JWK Set.
+//! let jwks = http.get(issuer.jwks_uri()).send().await?.bytes().await?;
+//! let guard = Guard::builder()
+//!     .issuer(
+//!         Issuer::new(issuer.issuer_url())
+//!             .audience("https://payments.example")
+//!             .keys(KeySet::from_jwks_json(&jwks)?)
+//!             .require_rfc9068(true),
+//!     )
+//!     .build()
+//!     .await?;
+//! let claims = guard.verify(access_token).await?;
+//! assert_eq!(claims.client_id(), Some("invoice-job"));
+//! assert!(claims.scopes().contains("payments:read"));
+//! assert!(!claims.scopes().contains("payments:write"));
+//!
+//! // Tokens can also be minted directly, e.g. an expired one.
+//! let expired = issuer.mint().expired_for(std::time::Duration::from_secs(600)).sign()?;
+//! assert!(guard.verify(&expired).await.is_err());
+//!
+//! issuer.shutdown().await;
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! ### The token endpoint
+//!
+//! `POST /token` with an `application/x-www-form-urlencoded` body:
+//!
+//! - `grant_type=client_credentials` (required; any other grant is `unsupported_grant_type`).
+//! - Client authentication by HTTP Basic (`client_secret_basic`, id and secret form-urlencoded
+//!   inside the Basic credentials, RFC 6749 §2.3.1) or by `client_id` and `client_secret` in the
+//!   body (`client_secret_post`). Using both at once is `invalid_request`; a wrong secret, an
+//!   unknown client or no authentication is `invalid_client` (401 with `WWW-Authenticate: Basic`).
+//!   Secrets are compared in constant time.
+//! - `scope` (optional, space-separated): must be a subset of the client's allowed scopes, else
+//!   `invalid_scope`; without it the token carries all of the client's allowed scopes.
+//! - `resource` (RFC 8707, may repeat) or `audience`: each must be one of the issuer's audiences,
+//!   else `invalid_target`; without them the token is for the default (first) audience.
+//! - A parameter other than `resource` sent twice is `invalid_request` (RFC 6749 §3.2); empty
+//!   parameters count as absent (§3.1); unknown parameters are ignored.
+//!
+//! Errors are RFC 6749 §5.2 JSON bodies (`error`, `error_description`); every response of the
+//! token endpoint has `Cache-Control: no-store`. A successful response is
+//! `{"access_token", "token_type": "Bearer", "expires_in", "scope"}`, the token being a JWT with
+//! header `typ` = `at+jwt` and the issuer's current `kid`, and claims `iss`, `sub` and `client_id`
+//! (the client id), `aud`, `iat`, `exp`, `jti` and `scope`.
 
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
@@ -34,6 +121,10 @@ use serde_json::{Map, Value, json};
 
 use crate::jwks::KeySet;
 use crate::validate::Algorithm;
+
+mod issuer;
+
+pub use issuer::{TestIssuer, TestIssuerBuilder, TestIssuerError};
 
 /// A test key could not be generated or could not sign.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,7 +312,7 @@ impl SigningKey {
 
     /// A builder for a valid access token from `issuer` for `audience`, signed by this key.
     pub fn token(&self, issuer: &str, audience: &str) -> TokenBuilder<'_> {
-        TokenBuilder::new(self, issuer, audience)
+        TokenBuilder::new(KeyRef::Borrowed(self), issuer, audience)
     }
 
     /// Sign `header_json "." payload_json` as given, byte for byte: for tests that need malformed
@@ -265,13 +356,32 @@ impl SigningKey {
 /// `exp` in five minutes, a random `jti`; header `alg`, `typ` = `JWT` and the key's `kid`.
 #[derive(Debug)]
 pub struct TokenBuilder<'k> {
-    key: &'k SigningKey,
+    key: KeyRef<'k>,
     header: Map<String, Value>,
     claims: Map<String, Value>,
 }
 
+/// The key a [`TokenBuilder`] signs with: borrowed from the caller, or shared with a
+/// [`TestIssuer`] whose current key may change while the builder is alive.
+#[derive(Debug)]
+enum KeyRef<'k> {
+    Borrowed(&'k SigningKey),
+    Shared(Arc<SigningKey>),
+}
+
+impl Deref for KeyRef<'_> {
+    type Target = SigningKey;
+
+    fn deref(&self) -> &SigningKey {
+        match self {
+            KeyRef::Borrowed(key) => key,
+            KeyRef::Shared(key) => key,
+        }
+    }
+}
+
 impl<'k> TokenBuilder<'k> {
-    fn new(key: &'k SigningKey, issuer: &str, audience: &str) -> Self {
+    fn new(key: KeyRef<'k>, issuer: &str, audience: &str) -> Self {
         let now = unix_now();
         let mut header = Map::new();
         header.insert("alg".into(), key.algorithm.name().into());
