@@ -1,0 +1,3 @@
+//! Shared support for integration tests.
+
+pub mod interop;
