@@ -103,7 +103,7 @@ async fn keycloak_service_account_token_scopes_from_realm_roles_and_scope() -> T
         .verify(issuer().scope_claims(["scope", "realm_access.roles"]))
         .await?;
 
-    // No `client_id` claim (Keycloak < 22 writes `clientId`): the client comes from `azp`.
+    // No `client_id` claim (older Keycloak releases write `clientId`): the client is `azp`.
     assert_eq!(claims.client_id(), Some("billing-service"));
     assert!(claims.scopes().contains("payments:write"), "{claims:?}");
     assert!(claims.scopes().contains("payments:read"));
