@@ -4,20 +4,21 @@
 //! (`tests/support/interop.rs`); the first one installs the npm packages.
 //!
 //! The guard here is built from a *static* key set: the provider's JWKS fetched over HTTP by the
-//! test. The remote JWKS cache and the Tower layer live on other branches; once merged:
+//! test. The remote JWKS cache and discovery live on another branch; once merged:
 //!
 //! TODO(discovery): build the guard from the provider's issuer URL alone (OIDC discovery, no
 //!   `jwks_uri` configured by hand) and run the acceptance tests below against it.
 //! TODO(jwks-fetch-counts): rotation through the remote cache — ROTATE, then a token with the new
 //!   `kid` verifies after exactly one refetch (unknown-kid path), old-key tokens keep verifying with
 //!   no further fetch, RETIRE + TTL expiry drops the old key; assert the exact JWKS fetch count the
-//!   cache policy predicts (count requests on the provider side or through a counting proxy).
+//!   cache policy predicts: `AuthorizationServer::request_counts()` reports how many `/jwks` and
+//!   discovery requests the provider has served.
 //!   oidc-provider sends no `Cache-Control` on `/jwks`, so the default TTL applies.
 //! TODO(provider-stopped): `AuthorizationServer::stop()` mid-run — tokens already issued keep
 //!   verifying on cached keys; new unknown kids give `KeysUnavailable` / 503, never a 500.
-//! TODO(resource-server-routes): call the `resource_server` example's router (in-process, real
-//!   HTTP) with these tokens: 200 with the route's scope, 403 `insufficient_scope` without it, 401
-//!   `invalid_token` when tampered, expired or for the wrong audience.
+//! TODO(resource-server-routes): `tests/interop_routes.rs` already sends these tokens to an axum
+//!   router behind `BearerLayer` (a copy of the example's routes); switch it to the
+//!   `resource_server` example's own router once that example is merged.
 
 mod support;
 
@@ -107,6 +108,22 @@ async fn provider_discovery_document_matches_the_harness() -> TestResult {
     announced.sort_unstable();
     assert_eq!(kids, announced, "every published key loads into a KeySet");
     assert_eq!(info.alg, "RS256");
+    Ok(())
+}
+
+#[tokio::test]
+async fn provider_counts_the_jwks_discovery_and_token_requests_it_serves() -> TestResult {
+    let mut server = start(ProviderOptions::default()).await;
+    let before = server.request_counts().await?;
+    assert_eq!((before.jwks, before.discovery, before.token), (0, 0, 0));
+
+    server.jwks_json().await?;
+    server.jwks_json().await?;
+    token(&server, BILLING, "payments:read").await?;
+    reqwest::get(&server.info().discovery).await?.text().await?;
+
+    let after = server.request_counts().await?;
+    assert_eq!((after.jwks, after.discovery, after.token), (2, 1, 1));
     Ok(())
 }
 

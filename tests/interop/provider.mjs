@@ -14,6 +14,8 @@
 //   stdout  ROTATED {"kid":<new current kid>, "kids":[...published kids...]}
 //   stdin   RETIRE   every key of the token algorithm except the current one is unpublished
 //   stdout  RETIRED {"kid":..., "kids":[...]}
+//   stdin   COUNTS   how many requests each endpoint has served so far
+//   stdout  COUNTS {"jwks":N, "discovery":N, "token":N}
 //   stdin   STOP     (or EOF on stdin, SIGTERM, SIGINT): close the server and exit
 //
 // Everything else the provider prints goes to stderr, so stdout stays a clean protocol channel.
@@ -156,7 +158,20 @@ function fail(message) {
   process.exit(2);
 }
 
-const server = createServer((req, res) => handler(req, res));
+// Requests served per endpoint, for tests that assert how often a cache fetched the JWKS.
+const counts = { jwks: 0, discovery: 0, token: 0 };
+const COUNTED = {
+  '/jwks': 'jwks',
+  '/.well-known/openid-configuration': 'discovery',
+  '/.well-known/oauth-authorization-server': 'discovery',
+  '/token': 'token',
+};
+
+const server = createServer((req, res) => {
+  const counted = COUNTED[new URL(req.url, 'http://localhost').pathname];
+  if (counted) counts[counted] += 1;
+  handler(req, res);
+});
 
 function shutdown(code = 0) {
   server.close();
@@ -206,6 +221,9 @@ commands.on('line', (line) => {
       say('RETIRED', { kid: current, kids: publishedKids() });
       break;
     }
+    case 'COUNTS':
+      say('COUNTS', counts);
+      break;
     case 'STOP':
       shutdown(0);
       break;

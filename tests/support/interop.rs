@@ -104,6 +104,17 @@ fn harness_error(message: impl Into<String>) -> HarnessError {
     HarnessError(message.into())
 }
 
+/// Requests the provider has served per endpoint, since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct RequestCounts {
+    /// `GET /jwks`.
+    pub jwks: u64,
+    /// Discovery documents (OpenID Connect and RFC 8414 well-known URLs).
+    pub discovery: u64,
+    /// `POST /token`.
+    pub token: u64,
+}
+
 /// The token endpoint refused a request (an OAuth error response) or could not be reached.
 #[derive(Debug)]
 pub struct TokenRequestError {
@@ -336,6 +347,12 @@ impl AuthorizationServer {
         self.command("RETIRE", "RETIRED").await
     }
 
+    /// How many JWKS, discovery and token requests the provider has served so far.
+    pub async fn request_counts(&mut self) -> Result<RequestCounts, HarnessError> {
+        self.send("COUNTS").await?;
+        self.wait_for("COUNTS", COMMAND_TIMEOUT).await
+    }
+
     /// Stop the provider and wait until the process has exited.
     pub async fn stop(&mut self) -> Result<(), HarnessError> {
         self.child
@@ -350,6 +367,14 @@ impl AuthorizationServer {
     }
 
     async fn command(&mut self, command: &str, reply: &str) -> Result<KeyChange, HarnessError> {
+        self.send(command).await?;
+        let change: KeyChange = self.wait_for(reply, COMMAND_TIMEOUT).await?;
+        self.info.kid.clone_from(&change.kid);
+        self.info.kids.clone_from(&change.kids);
+        Ok(change)
+    }
+
+    async fn send(&mut self, command: &str) -> Result<(), HarnessError> {
         let stdin = self
             .stdin
             .as_mut()
@@ -361,11 +386,7 @@ impl AuthorizationServer {
         stdin
             .flush()
             .await
-            .map_err(|err| harness_error(format!("writing {command}: {err}")))?;
-        let change: KeyChange = self.wait_for(reply, COMMAND_TIMEOUT).await?;
-        self.info.kid.clone_from(&change.kid);
-        self.info.kids.clone_from(&change.kids);
-        Ok(change)
+            .map_err(|err| harness_error(format!("writing {command}: {err}")))
     }
 
     /// Read stdout lines until one starts with `tag`; parse the JSON after it. Fails on an
