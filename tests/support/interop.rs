@@ -501,15 +501,17 @@ pub fn check_node(node: &Path) -> Result<String, String> {
     }
 }
 
-/// `npm ci` in `tests/interop/` unless the pinned oidc-provider is already installed there.
+/// `npm ci` for `tests/interop/` unless the pinned oidc-provider is already installed there.
+///
+/// Within one test binary the caller's `OnceLock` makes this run once. Test processes running in
+/// parallel (cargo-nextest, several `cargo test`s) may each get here: each installs into its own
+/// staging directory and moves the result into place with one `rename`, so nobody ever sees, or
+/// deletes, a half-installed `node_modules`; a process that loses the race keeps the winner's.
 fn install_packages() -> Result<(), String> {
     let dir = interop_dir();
     let wanted = pinned_version(&dir)?;
-    let installed = std::fs::read_to_string(dir.join("node_modules/oidc-provider/package.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|json| json["version"].as_str().map(str::to_owned));
-    if installed.as_deref() == Some(wanted.as_str()) {
+    let target = dir.join("node_modules");
+    if installed_version(&target).as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
     let npm = tool_path(
@@ -520,9 +522,30 @@ fn install_packages() -> Result<(), String> {
         "interop: installing oidc-provider {wanted} with `npm ci` in {}",
         dir.display()
     );
-    let output = std::process::Command::new(&npm)
+    let staging = dir.join(format!(".npm-staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = stage_and_install(&npm, &dir, &staging, &target, &wanted);
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn stage_and_install(
+    npm: &Path,
+    dir: &Path,
+    staging: &Path,
+    target: &Path,
+    wanted: &str,
+) -> Result<(), String> {
+    let io = |what: &str, err: std::io::Error| format!("{what}: {err}");
+    std::fs::create_dir_all(staging)
+        .map_err(|err| io("creating the npm staging directory", err))?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(dir.join(file), staging.join(file))
+            .map_err(|err| io(&format!("copying {file}"), err))?;
+    }
+    let output = std::process::Command::new(npm)
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
+        .current_dir(staging)
         .stdin(Stdio::null())
         .output()
         .map_err(|err| {
@@ -533,14 +556,30 @@ fn install_packages() -> Result<(), String> {
         })?;
     if !output.status.success() {
         return Err(format!(
-            "`npm ci` in {} failed ({}):\n{}\n{}",
+            "`npm ci` for {} failed ({}):\n{}\n{}",
             dir.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(())
+    let staged = staging.join("node_modules");
+    if std::fs::rename(&staged, target).is_ok() {
+        return Ok(());
+    }
+    // Someone else's install landed first, or a stale `node_modules` is in the way.
+    if installed_version(target).as_deref() == Some(wanted) {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(target).map_err(|err| io("removing a stale node_modules", err))?;
+    std::fs::rename(&staged, target).map_err(|err| io("moving node_modules into place", err))
+}
+
+/// The oidc-provider version installed under `node_modules`, if any.
+fn installed_version(node_modules: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(node_modules.join("oidc-provider/package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["version"].as_str().map(str::to_owned)
 }
 
 /// The oidc-provider version package.json pins.
