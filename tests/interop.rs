@@ -456,3 +456,15 @@ fn missing_node_fails_with_install_instructions() {
     assert!(err.contains("Install Node.js"), "{err}");
     assert!(err.contains("BEARER_GUARD_NODE"), "{err}");
 }
+
+#[tokio::test]
+async fn provider_start_failure_is_reported_with_its_stderr() {
+    let failed = AuthorizationServer::start(ProviderOptions {
+        alg: "HS256",
+        ..ProviderOptions::default()
+    })
+    .await;
+    let err = failed.expect_err("the provider refuses HS256").to_string();
+    assert!(err.contains("before printing READY"), "{err}");
+    assert!(err.contains("unsupported --alg HS256"), "{err}");
+}

@@ -57,7 +57,7 @@ impl Default for ProviderOptions {
 }
 
 /// What the provider announced in its `READY` line.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProviderInfo {
     /// The issuer identifier (`iss` of its tokens), `http://127.0.0.1:PORT`.
     pub issuer: String,
@@ -141,6 +141,8 @@ pub struct AuthorizationServer {
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
     stderr: Arc<Mutex<String>>,
+    /// Copies the child's stderr into `stderr`; ends when the child closes it.
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
     http: reqwest::Client,
 }
 
@@ -184,7 +186,7 @@ impl AuthorizationServer {
             .take()
             .ok_or_else(|| harness_error("provider stdout not captured"))?;
         let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(mut pipe) = child.stderr.take() {
+        let stderr_task = child.stderr.take().map(|mut pipe| {
             let sink = Arc::clone(&stderr);
             tokio::spawn(async move {
                 let mut buffer = [0u8; 4096];
@@ -193,29 +195,21 @@ impl AuthorizationServer {
                         text.push_str(&String::from_utf8_lossy(&buffer[..read]));
                     }
                 }
-            });
-        }
+            })
+        });
 
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|err| harness_error(format!("HTTP client: {err}")))?;
         let mut server = AuthorizationServer {
-            info: ProviderInfo {
-                issuer: String::new(),
-                jwks_uri: String::new(),
-                token_endpoint: String::new(),
-                discovery: String::new(),
-                audience: String::new(),
-                other_audience: String::new(),
-                alg: String::new(),
-                kid: String::new(),
-                kids: Vec::new(),
-            },
+            // Filled from the READY line below.
+            info: ProviderInfo::default(),
             child,
             stdin,
             stdout: BufReader::new(stdout).lines(),
             stderr,
+            stderr_task,
             http,
         };
         server.info = server.wait_for("READY", READY_TIMEOUT).await?;
@@ -404,10 +398,18 @@ impl AuthorizationServer {
                 }
                 Ok(Err(err)) => return Err(self.failure(&format!("reading stdout: {err}"))),
                 Ok(Ok(None)) => {
-                    let status = self.child.try_wait().ok().flatten();
-                    return Err(self.failure(&format!(
-                        "provider exited ({status:?}) before printing {tag}"
-                    )));
+                    // The child is exiting: collect its status and the rest of its stderr.
+                    let status =
+                        match tokio::time::timeout(COMMAND_TIMEOUT, self.child.wait()).await {
+                            Ok(Ok(status)) => status.to_string(),
+                            _ => "status unknown".to_owned(),
+                        };
+                    if let Some(task) = self.stderr_task.take() {
+                        let _ = tokio::time::timeout(COMMAND_TIMEOUT, task).await;
+                    }
+                    return Err(
+                        self.failure(&format!("provider exited ({status}) before printing {tag}"))
+                    );
                 }
                 Ok(Ok(Some(line))) => line,
             };
