@@ -43,6 +43,7 @@ use crate::claims::Claims;
 use crate::jwks::{KeySet, KeySource};
 use crate::scope::ScopeClaims;
 use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
+use crate::verified_cache::{CacheConfig, CachedToken, VerifiedCache};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -57,6 +58,18 @@ struct GuardInner {
     issuers: Box<[IssuerState]>,
     bearer: BearerPolicy,
     realm: Option<Box<str>>,
+    cache: Option<VerifiedCache>,
+}
+
+/// How full the verified-token cache is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Cached tokens.
+    pub entries: u64,
+    /// Their weight in bytes (tokens, payloads and a fixed per-entry overhead), which the
+    /// configured size bounds.
+    pub weighted_bytes: u64,
 }
 
 struct IssuerState {
@@ -91,62 +104,85 @@ impl Guard {
 
     /// Verify one token (the string after `Bearer `): structure, issuer, claims, key and signature.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let outcome = self.verify_inner(token).await;
-        match &outcome {
-            Ok(claims) => tracing::debug!(
-                issuer = claims.issuer(),
-                client_id = claims.client_id(),
-                kid = claims.key_id(),
-                outcome = "accepted",
-                "bearer token verified"
-            ),
-            Err(err @ TokenError::KeysUnavailable { .. }) => {
-                tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
-            }
-            Err(err) => {
-                tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected")
-            }
-        }
+        let outcome = match self.verify_cached(token) {
+            Some(decided) => decided,
+            None => self.verify_in_full(token).await,
+        };
+        log_outcome(&outcome);
         outcome
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<Claims, TokenError> {
+    /// What can be decided without waiting: an oversized token, or a verified-token cache hit
+    /// that is still valid or has expired. `None`: the token needs a full verification.
+    fn verify_cached(&self, token: &str) -> Option<Result<Claims, TokenError>> {
         if token.len() > self.inner.bearer.max_token_bytes {
-            return Err(TokenError::Malformed("token is larger than the size limit"));
+            return Some(Err(TokenError::Malformed(
+                "token is larger than the size limit",
+            )));
         }
+        let cache = self.inner.cache.as_ref()?;
+        let hit = cache.get(token)?;
+        let issuer = self.inner.issuers.get(hit.issuer)?;
+        if validate::now() >= hit.expires_at + issuer.policy.leeway {
+            cache.remove(token);
+            return Some(Err(TokenError::Expired));
+        }
+        // A key set change (rotation, removal) sends the token through full verification again.
+        (issuer.keys.current_generation() == Some(hit.key_generation)).then_some(Ok(hit.claims))
+    }
+
+    async fn verify_in_full(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = validate::now();
         let unverified = validate::parse(token)?;
         let issuer = unverified
             .claims
             .iss
             .as_deref()
             .ok_or(TokenError::MissingClaim("iss"))?;
-        let issuer = self
+        let (issuer_index, issuer) = self
             .inner
             .issuers
             .iter()
-            .find(|candidate| *candidate.issuer == *issuer)
+            .enumerate()
+            .find(|(_, candidate)| *candidate.issuer == *issuer)
             .ok_or(TokenError::UnknownIssuer)?;
-        validate::check_claims(&unverified, &issuer.policy, validate::now())?;
+        validate::check_claims(&unverified, &issuer.policy, now)?;
 
         let kid = unverified.kid.as_deref();
-        let keys = issuer.keys.current().await?;
-        let verified = match keys.select(kid, unverified.algorithm) {
-            Ok(verifier) => validate::verify_signature(&unverified, verifier),
+        let mut keys = issuer.keys.current().await?;
+        let verifier = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
-                let fresh = issuer.keys.refresh_for_unknown_key(&keys).await;
-                let fresh = fresh.ok_or(TokenError::UnknownKey)?;
-                let verifier = fresh.select(kid, unverified.algorithm)?;
-                validate::verify_signature(&unverified, verifier)
+                keys = issuer
+                    .keys
+                    .refresh_for_unknown_key(&keys)
+                    .await
+                    .ok_or(TokenError::UnknownKey)?;
+                keys.select(kid, unverified.algorithm)?
             }
-            Err(err) => Err(err),
+            selected => selected?,
         };
-        verified?;
+        validate::verify_signature(&unverified, verifier)?;
 
         let algorithm = unverified.algorithm;
         let key_id = unverified.kid.clone();
+        let expires_at = unverified.claims.exp.map_or(0.0, |exp| exp.0);
         let parts = validate::into_verified(unverified, &issuer.scope_claims)?;
-        Ok(Claims::new(parts, algorithm, key_id))
+        let claims = Claims::new(parts, algorithm, key_id);
+        if let Some(cache) = &self.inner.cache
+            && expires_at > now
+        {
+            cache.insert(
+                token,
+                CachedToken {
+                    claims: claims.clone(),
+                    issuer: issuer_index,
+                    key_generation: keys.generation(),
+                    expires_at,
+                },
+            );
+        }
+        Ok(claims)
     }
 
     /// Authenticate a request: find its bearer token and verify it. `Ok(None)` when the request
@@ -172,6 +208,27 @@ impl Guard {
         .map_err(Rejection::from)
     }
 
+    /// [`authenticate`](Self::authenticate) when it can finish without waiting (no token, a
+    /// malformed request, a cache hit); `None` when the token needs a full verification. Lets
+    /// the layer serve repeated tokens without allocating a future.
+    pub(crate) fn authenticate_cached(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Option<Result<Option<Claims>, Rejection>> {
+        let token = match self.inner.bearer.extract(headers, uri) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Ok(None)),
+            Err(err) => {
+                tracing::debug!(outcome = "rejected", reason = %err, "malformed bearer request");
+                return Some(Err(err.into()));
+            }
+        };
+        let outcome = self.verify_cached(&token)?;
+        log_outcome(&outcome);
+        Some(outcome.map(Some).map_err(Rejection::from))
+    }
+
     /// The response for a rejection: a gRPC status when the request is gRPC, an RFC 6750
     /// challenge otherwise.
     pub fn reject<B: Default>(
@@ -182,9 +239,34 @@ impl Guard {
         rejection.to_response(self.realm(), is_grpc(request_headers))
     }
 
+    /// Size of the verified-token cache, or `None` when it is off.
+    pub fn verified_token_cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|cache| CacheStats {
+            entries: cache.entry_count(),
+            weighted_bytes: cache.weighted_size(),
+        })
+    }
+
     /// The `realm` sent in challenges.
     pub fn realm(&self) -> Option<&str> {
         self.inner.realm.as_deref()
+    }
+}
+
+/// The decision event: issuer, client, key and outcome — never the token.
+fn log_outcome(outcome: &Result<Claims, TokenError>) {
+    match outcome {
+        Ok(claims) => tracing::debug!(
+            issuer = claims.issuer(),
+            client_id = claims.client_id(),
+            kid = claims.key_id(),
+            outcome = "accepted",
+            "bearer token verified"
+        ),
+        Err(err @ TokenError::KeysUnavailable { .. }) => {
+            tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
+        }
+        Err(err) => tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected"),
     }
 }
 
@@ -310,6 +392,13 @@ pub struct GuardBuilder {
     issuers: Vec<Issuer>,
     bearer: BearerPolicy,
     realm: Option<String>,
+    cache: CacheSettings,
+}
+
+#[derive(Debug, Default)]
+struct CacheSettings {
+    disabled: bool,
+    config: CacheConfig,
 }
 
 impl GuardBuilder {
@@ -338,6 +427,26 @@ impl GuardBuilder {
         self
     }
 
+    /// Keep verified tokens in memory so a repeated token costs a lookup, not a signature check
+    /// (default: on). Cached tokens are still checked on every request for expiry and for a
+    /// change of the issuer's keys; see the crate docs.
+    pub fn verified_token_cache(mut self, enabled: bool) -> Self {
+        self.cache.disabled = !enabled;
+        self
+    }
+
+    /// Bound on the verified-token cache in bytes of tokens and payloads (default 16 MiB).
+    pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
+        self.cache.config.max_bytes = max_bytes;
+        self
+    }
+
+    /// Longest time one verified token stays cached, whatever its `exp` (default 1 hour).
+    pub fn verified_token_cache_lifetime(mut self, lifetime: Duration) -> Self {
+        self.cache.config.max_entry_lifetime = lifetime;
+        self
+    }
+
     /// Check the configuration and build the guard.
     pub async fn build(self) -> Result<Guard, BuildError> {
         if self.issuers.is_empty() {
@@ -361,6 +470,7 @@ impl GuardBuilder {
                 issuers: issuers.into_boxed_slice(),
                 bearer: self.bearer,
                 realm: self.realm.map(String::into_boxed_str),
+                cache: (!self.cache.disabled).then(|| VerifiedCache::new(self.cache.config)),
             }),
         })
     }

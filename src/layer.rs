@@ -125,7 +125,22 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // The clone that was driven to readiness serves this request; a fresh clone stays behind.
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Repeated tokens (the common case) are decided here, without allocating a future.
+        if let Some(outcome) = self
+            .guard
+            .authenticate_cached(request.headers(), request.uri())
+        {
+            let state = match admit(&self.guard, self.optional, request, outcome) {
+                Ok(request) => State::Calling {
+                    future: inner.call(request),
+                },
+                Err(response) => State::Answered {
+                    response: Some(response),
+                },
+            };
+            return ResponseFuture { state };
+        }
         let guard = self.guard.clone();
         let authentication: Authentication<ReqBody> = Box::pin(async move {
             let outcome = guard.authenticate(request.headers(), request.uri()).await;
@@ -140,6 +155,27 @@ where
             },
         }
     }
+}
+
+/// Let the request in with its claims, or answer it.
+fn admit<B, R: Default>(
+    guard: &Guard,
+    optional: bool,
+    mut request: Request<B>,
+    outcome: Result<Option<Claims>, Rejection>,
+) -> Result<Request<B>, Response<R>> {
+    let claims = match outcome {
+        Ok(None) if !optional => Err(Rejection::MissingToken),
+        Ok(claims) => Ok(claims),
+        Err(rejection) => Err(rejection),
+    }
+    .map_err(|rejection| guard.reject(&rejection, request.headers()))?;
+    let extensions = request.extensions_mut();
+    if let Some(claims) = claims {
+        extensions.insert(claims);
+    }
+    extensions.insert(Authenticated(guard.clone()));
+    Ok(request)
 }
 
 pin_project! {
@@ -169,6 +205,9 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        Answered {
+            response: Option<S::Response>,
+        },
     }
 }
 
@@ -189,31 +228,22 @@ where
                     guard,
                     optional,
                 } => {
-                    let (mut request, outcome) = ready!(authentication.as_mut().poll(cx));
-                    let claims = match outcome {
-                        Ok(claims) => claims,
-                        Err(rejection) => {
-                            return Poll::Ready(Ok(guard.reject(&rejection, request.headers())));
-                        }
+                    let (request, outcome) = ready!(authentication.as_mut().poll(cx));
+                    let request = match admit(guard, *optional, request, outcome) {
+                        Ok(request) => request,
+                        Err(response) => return Poll::Ready(Ok(response)),
                     };
-                    if claims.is_none() && !*optional {
-                        return Poll::Ready(Ok(
-                            guard.reject(&Rejection::MissingToken, request.headers())
-                        ));
-                    }
-                    let extensions = request.extensions_mut();
-                    if let Some(claims) = claims {
-                        extensions.insert(claims);
-                    }
-                    extensions.insert(Authenticated(guard.clone()));
                     let Some(mut service) = inner.take() else {
-                        // Polled again after completion: a caller bug, reported without panicking.
-                        return Poll::Pending;
+                        // Polled again after completion: a caller bug, answered without panicking.
+                        return Poll::Ready(Ok(Response::default()));
                     };
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Answered { response } => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                }
             }
         }
     }

@@ -77,16 +77,19 @@ mod layer;
 mod require_scope;
 mod scope;
 mod validate;
+mod verified_cache;
 
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use bearer::BearerError;
 pub use challenge::Rejection;
 pub use claims::Claims;
-pub use guard::{BuildError, DEFAULT_LEEWAY, Guard, GuardBuilder, Issuer};
+pub use guard::{BuildError, CacheStats, DEFAULT_LEEWAY, Guard, GuardBuilder, Issuer};
 pub use jwks::{KeyError, KeySet};
 pub use layer::{BearerLayer, BearerService, ResponseFuture};
 pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};

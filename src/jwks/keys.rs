@@ -20,6 +20,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -54,9 +55,17 @@ pub enum KeyError {
 
 /// A set of verification keys, parsed and ready: what a static key source holds and what each
 /// JWKS fetch produces.
-#[derive(Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    /// Unique per constructed set: tokens verified against one set are re-verified when the
+    /// issuer's current set is another one.
+    generation: u64,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet::new(Vec::new())
+    }
 }
 
 impl fmt::Debug for KeySet {
@@ -145,16 +154,22 @@ impl KeySet {
                     .ok()
             })
             .collect();
-        Ok(KeySet { keys })
+        Ok(KeySet::new(keys))
+    }
+
+    fn new(keys: Vec<VerifyingKey>) -> KeySet {
+        static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+        KeySet {
+            keys,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Load one JWK (public, asymmetric). Unlike a set, an unusable key is an error here.
     pub fn from_jwk_json(json: impl AsRef<[u8]>) -> Result<KeySet, KeyError> {
         let value: serde_json::Value = serde_json::from_slice(json.as_ref())
             .map_err(|_| KeyError::Unusable("not a JSON object"))?;
-        Ok(KeySet {
-            keys: vec![parse_jwk(value)?],
-        })
+        Ok(KeySet::new(vec![parse_jwk(value)?]))
     }
 
     /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
@@ -215,13 +230,18 @@ impl KeySet {
         material: &KeyMaterial<'_>,
     ) -> Result<KeySet, KeyError> {
         let key = VerifyingKey::new(kid.map(str::to_owned), family, only, material)?;
-        Ok(KeySet { keys: vec![key] })
+        Ok(KeySet::new(vec![key]))
     }
 
     /// This set with the keys of `other` added.
     pub fn with(mut self, other: KeySet) -> KeySet {
         self.keys.extend(other.keys);
-        self
+        KeySet::new(self.keys)
+    }
+
+    /// Identifies this set among all sets built in the process.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// How many usable keys the set holds.

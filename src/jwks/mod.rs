@@ -28,6 +28,14 @@ impl KeySource {
         }
     }
 
+    /// The generation of the current key set, without waiting; `None` when there is no usable
+    /// set right now.
+    pub(crate) fn current_generation(&self) -> Option<u64> {
+        match self {
+            KeySource::Static(keys) => Some(keys.generation()),
+        }
+    }
+
     /// A token named a key that `seen` does not hold: a newer set if the source can get one now,
     /// `None` when it cannot (static keys, or a refetch already happened within the cooldown).
     pub(crate) async fn refresh_for_unknown_key(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {

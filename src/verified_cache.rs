@@ -1,0 +1,124 @@
+//! The verified-token cache: a token seen before costs a hash lookup and the per-request checks.
+//!
+//! Machine clients reuse one token for minutes, so most requests carry a token this process has
+//! already verified. Entries are keyed by the **full token** (equality, not a digest, decides a
+//! hit, so no collision can admit a token), bounded by total bytes, and live at most until the
+//! token's `exp` (or a configured cap, whichever is sooner). Only tokens that passed every check
+//! are inserted; rejections are never cached.
+//!
+//! A hit is not a free pass. On every request the guard still checks what can change after
+//! verification: `exp` against the clock (with the issuer's leeway), and that the key set the
+//! token was verified against is still the issuer's current one — after any key set change the
+//! token is verified again in full, so a key that disappeared from the JWKS stops a cached token
+//! exactly as it stops a new one.
+
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
+
+use crate::claims::Claims;
+use crate::validate;
+
+/// Default bound on the cache's total size.
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Default cap on how long one entry may live, whatever its `exp`.
+pub(crate) const DEFAULT_MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Fixed per-entry cost added to the token and payload lengths: the entry, the `Claims`
+/// allocation and moka's own bookkeeping (measured order of magnitude, not exact).
+const ENTRY_OVERHEAD_BYTES: usize = 320;
+
+/// Configuration of the verified-token cache.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CacheConfig {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_entry_lifetime: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_entry_lifetime: DEFAULT_MAX_ENTRY_LIFETIME,
+        }
+    }
+}
+
+/// What a hit returns: the claims, and what the per-request checks need.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) claims: Claims,
+    /// Index of the issuer in the guard.
+    pub(crate) issuer: usize,
+    /// The key set generation the signature was verified against.
+    pub(crate) key_generation: u64,
+    /// `exp`, NumericDate seconds.
+    pub(crate) expires_at: f64,
+}
+
+/// Each entry expires when its token does (or at the configured cap).
+struct UntilExpiry {
+    cap: Duration,
+}
+
+impl Expiry<Box<str>, CachedToken> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &Box<str>,
+        cached: &CachedToken,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let remaining = (cached.expires_at - validate::now()).max(0.0);
+        Some(Duration::from_secs_f64(
+            remaining.min(self.cap.as_secs_f64()),
+        ))
+    }
+}
+
+/// An entry's weight: what it holds, in bytes.
+#[allow(clippy::borrowed_box)] // the signature moka's weigher takes
+fn weigh(token: &Box<str>, cached: &CachedToken) -> u32 {
+    let bytes = token.len() + cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+pub(crate) struct VerifiedCache {
+    entries: Cache<Box<str>, CachedToken>,
+}
+
+impl VerifiedCache {
+    pub(crate) fn new(config: CacheConfig) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(weigh)
+            .expire_after(UntilExpiry {
+                cap: config.max_entry_lifetime,
+            })
+            .build();
+        VerifiedCache { entries }
+    }
+
+    pub(crate) fn get(&self, token: &str) -> Option<CachedToken> {
+        self.entries.get(token)
+    }
+
+    pub(crate) fn insert(&self, token: &str, cached: CachedToken) {
+        self.entries.insert(token.into(), cached);
+    }
+
+    pub(crate) fn remove(&self, token: &str) {
+        self.entries.invalidate(token);
+    }
+
+    /// Total weight in bytes (after pending maintenance has run).
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
+    }
+
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
