@@ -7,6 +7,9 @@
 
 #![allow(dead_code)] // each test file uses its own part of the kit
 
+/// The real oidc-provider authorization server (Node.js), for interop tests.
+pub mod interop;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
