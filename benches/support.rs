@@ -93,7 +93,10 @@ fn to_standard_base64(url_safe: &str) -> String {
 /// Poll a future that completes without waiting (static keys, in-process services) once.
 pub fn ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("future was expected to complete without waiting"),
     }

@@ -35,7 +35,11 @@ fn validate(c: &mut Criterion) {
         group.bench_function("jsonwebtoken", |b| {
             b.iter(|| {
                 next = (next + 1) % TOKENS;
-                jsonwebtoken::decode::<support::BaselineClaims>(&tokens[next], &decoding, &validation)
+                jsonwebtoken::decode::<support::BaselineClaims>(
+                    &tokens[next],
+                    &decoding,
+                    &validation,
+                )
             })
         });
         group.bench_function("bearer-guard", |b| {
