@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use crate::scope::Scopes;
-use crate::validate::{Algorithm, VerifiedParts};
+use crate::validate::{Algorithm, RawClaims, VerifiedParts};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
 ///
@@ -71,13 +71,8 @@ impl Claims {
             claims,
             payload,
             scopes,
+            client_id,
         } = parts;
-        // `client_id` (RFC 9068) first, then `azp` (OIDC-style issuers), then `sub`: in the
-        // client-credentials grant the subject is the client itself.
-        let client_id = claims
-            .client_id
-            .or(claims.azp)
-            .or_else(|| claims.sub.clone());
         let inner = ClaimsInner {
             issuer: claims.iss.unwrap_or_default(),
             subject: claims.sub,
@@ -110,7 +105,8 @@ impl Claims {
         self.inner.subject.as_deref()
     }
 
-    /// The calling client: `client_id`, else `azp`, else `sub`.
+    /// The calling client: `client_id`, else `azp`, else `sub` — or the claims the issuer was
+    /// configured with ([`Issuer::client_id_claims`](crate::Issuer::client_id_claims)).
     pub fn client_id(&self) -> Option<&str> {
         self.inner.client_id.as_deref()
     }
@@ -184,6 +180,51 @@ impl fmt::Debug for Claims {
             .field("scopes", &self.inner.scopes)
             .field("expires_at", &self.inner.expires_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// The claims that name the calling client, first present wins (configured per issuer).
+#[derive(Clone, Debug)]
+pub(crate) struct ClientIdClaims {
+    names: Box<[Box<str>]>,
+}
+
+impl Default for ClientIdClaims {
+    /// `client_id` (RFC 9068) first, then `azp` (OIDC-style issuers), then `sub`: in the
+    /// client-credentials grant the subject is the client itself.
+    fn default() -> Self {
+        ClientIdClaims::new(["client_id", "azp", "sub"])
+    }
+}
+
+impl ClientIdClaims {
+    pub(crate) fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ClientIdClaims {
+            names: names
+                .into_iter()
+                .map(|name| name.into().into_boxed_str())
+                .collect(),
+        }
+    }
+
+    /// The first configured claim that holds a string. Other claims are read from the payload,
+    /// which is parsed again only when such a claim is configured.
+    pub(crate) fn resolve(&self, claims: &RawClaims, payload: &[u8]) -> Option<String> {
+        let mut document: Option<serde_json::Value> = None;
+        self.names.iter().find_map(|name| match &**name {
+            "client_id" => claims.client_id.clone(),
+            "azp" => claims.azp.clone(),
+            "sub" => claims.sub.clone(),
+            other => {
+                let document = document
+                    .get_or_insert_with(|| serde_json::from_slice(payload).unwrap_or_default());
+                document.get(other)?.as_str().map(str::to_owned)
+            }
+        })
     }
 }
 

@@ -39,7 +39,7 @@ use http::{HeaderMap, Response, Uri};
 
 use crate::bearer::BearerPolicy;
 use crate::challenge::{Rejection, is_grpc};
-use crate::claims::Claims;
+use crate::claims::{Claims, ClientIdClaims};
 use crate::jwks::{JwksLocation, JwksOptions, KeySet, KeySource, KeyStatus, RemoteKeys};
 use crate::scope::ScopeClaims;
 use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
@@ -79,6 +79,7 @@ struct IssuerState {
     issuer: Box<str>,
     policy: ClaimsPolicy,
     scope_claims: ScopeClaims,
+    client_id_claims: ClientIdClaims,
     keys: KeySource,
 }
 
@@ -170,7 +171,8 @@ impl Guard {
         let algorithm = unverified.algorithm;
         let key_id = unverified.kid.clone();
         let expires_at = unverified.claims.exp.map_or(0.0, |exp| exp.0);
-        let parts = validate::into_verified(unverified, &issuer.scope_claims)?;
+        let parts =
+            validate::into_verified(unverified, &issuer.scope_claims, &issuer.client_id_claims)?;
         let claims = Claims::new(parts, algorithm, key_id);
         if let Some(cache) = &self.inner.cache
             && expires_at > now
@@ -302,6 +304,7 @@ pub struct Issuer {
     rfc9068: bool,
     max_lifetime: Option<Duration>,
     scope_claims: ScopeClaims,
+    client_id_claims: ClientIdClaims,
 }
 
 impl Issuer {
@@ -317,6 +320,7 @@ impl Issuer {
             rfc9068: false,
             max_lifetime: None,
             scope_claims: ScopeClaims::default(),
+            client_id_claims: ClientIdClaims::default(),
         }
     }
 
@@ -397,6 +401,17 @@ impl Issuer {
         self
     }
 
+    /// The claims that name the calling client, first present wins (default `client_id`, `azp`,
+    /// `sub`). For example `["cid", "sub"]` for Okta, `["appid", "azp"]` for Entra ID v1/v2.
+    pub fn client_id_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.client_id_claims = ClientIdClaims::new(claims);
+        self
+    }
+
     fn into_state(self, client: &mut HttpClient) -> Result<IssuerState, BuildError> {
         let issuer = self.issuer;
         if issuer.is_empty() {
@@ -444,6 +459,7 @@ impl Issuer {
                 max_lifetime: self.max_lifetime.map(|lifetime| lifetime.as_secs_f64()),
             },
             scope_claims: self.scope_claims,
+            client_id_claims: self.client_id_claims,
             keys,
         })
     }

@@ -26,6 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
+use crate::claims::ClientIdClaims;
 use crate::scope::ScopeClaims;
 
 /// A JWS signature algorithm this crate can verify.
@@ -707,23 +708,28 @@ pub(crate) struct VerifiedParts {
     pub(crate) claims: RawClaims,
     pub(crate) payload: Vec<u8>,
     pub(crate) scopes: Vec<String>,
+    pub(crate) client_id: Option<String>,
 }
 
-/// Collect the scopes from the claims an issuer names (after the signature has verified).
+/// Collect the scopes and the client id from the claims an issuer names (after the signature
+/// has verified).
 pub(crate) fn into_verified(
     token: UnverifiedToken<'_>,
     scope_claims: &ScopeClaims,
+    client_id_claims: &ClientIdClaims,
 ) -> Result<VerifiedParts, TokenError> {
     let UnverifiedToken {
         mut claims,
         payload,
         ..
     } = token;
+    let client_id = client_id_claims.resolve(&claims, &payload);
     let scopes = scope_claims.collect(&mut claims, &payload)?;
     Ok(VerifiedParts {
         claims,
         payload,
         scopes,
+        client_id,
     })
 }
 

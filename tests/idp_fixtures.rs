@@ -140,15 +140,24 @@ async fn entra_v1_app_only_token_roles_are_scopes_with_jwks_without_alg() -> Tes
         .await?;
 
     assert_eq!(scopes(&claims), ["Payments.Read", "Payments.Write"]);
-    // v1 names the calling app in `appid`, which is not in the client-id chain
-    // (client_id → azp → sub): `client_id()` is the service principal's object id (`sub`).
+    // v1 names the calling app in `appid`, which the default client-id chain
+    // (client_id → azp → sub) does not read: `client_id()` is the service principal (`sub`).
     assert_eq!(
         claims.client_id(),
         Some("4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f")
     );
+    // Configured as the Entra section of the README says, the app is the client.
+    let configured = ENTRA_V1
+        .verify(
+            Issuer::new(format!("https://sts.windows.net/{tenant}/"))
+                .audience("api://payments-api")
+                .scope_claims(["scp", "roles"])
+                .client_id_claims(["appid", "azp"]),
+        )
+        .await?;
     assert_eq!(
-        claims.get("appid"),
-        Some(Value::from("9b2f6c1d-3e4a-4f5b-8c7d-1a2b3c4d5e6f"))
+        configured.client_id(),
+        Some("9b2f6c1d-3e4a-4f5b-8c7d-1a2b3c4d5e6f")
     );
     Ok(())
 }
@@ -229,11 +238,20 @@ async fn okta_client_credentials_token_scp_array_and_cid() -> TestResult {
         )
         .await?;
     assert_eq!(scopes(&claims), ["payments:read", "payments:write"]);
-    // `cid` is not in the client-id chain; for client credentials Okta's `sub` is the client id,
-    // so `client_id()` (→ `sub`) still names the client. For user tokens read `cid` explicitly.
+    // For client credentials Okta's `sub` is the client id, so the default chain names the
+    // client; configured with `cid` first (as for user tokens), it reads the same value.
     let cid = claims.get("cid");
     assert_eq!(claims.client_id(), cid.as_ref().and_then(Value::as_str));
     assert_eq!(claims.client_id(), Some("0oa1b2c3d4e5f6g7h8i9"));
+    let configured = OKTA
+        .verify(
+            Issuer::new("https://payments.okta.com/oauth2/aus1a2b3c4d5e6f7g8h9")
+                .audience("api://payments")
+                .scope_claims(["scp"])
+                .client_id_claims(["cid"]),
+        )
+        .await?;
+    assert_eq!(configured.client_id(), Some("0oa1b2c3d4e5f6g7h8i9"));
     Ok(())
 }
 

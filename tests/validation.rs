@@ -1141,3 +1141,48 @@ fn base64_decode(segment: &str) -> Vec<u8> {
         .decode(segment)
         .expect("valid base64url")
 }
+
+#[tokio::test]
+async fn client_id_claims_are_configurable() {
+    let guard = guard_with(
+        Issuer::new(ISS)
+            .audience(AUD)
+            .keys(rsa().key_set())
+            .client_id_claims(["cid", "appid", "sub"]),
+    )
+    .await;
+    let okta = rsa()
+        .token(ISS, AUD)
+        .claim("cid", "okta-client")
+        .sign()
+        .unwrap();
+    assert_eq!(
+        guard.verify(&okta).await.unwrap().client_id(),
+        Some("okta-client")
+    );
+    let entra = rsa()
+        .token(ISS, AUD)
+        .claim("appid", "entra-app")
+        .sign()
+        .unwrap();
+    assert_eq!(
+        guard.verify(&entra).await.unwrap().client_id(),
+        Some("entra-app")
+    );
+    // `client_id` is not in this chain: `sub` is next.
+    let other = rsa()
+        .token(ISS, AUD)
+        .claim("client_id", "ignored")
+        .sign()
+        .unwrap();
+    assert_eq!(
+        guard.verify(&other).await.unwrap().client_id(),
+        Some("test-client")
+    );
+    // A claim of another type is skipped, not an error.
+    let odd = rsa().token(ISS, AUD).claim("cid", 42).sign().unwrap();
+    assert_eq!(
+        guard.verify(&odd).await.unwrap().client_id(),
+        Some("test-client")
+    );
+}
