@@ -636,37 +636,57 @@ impl fmt::Debug for Verifier {
     }
 }
 
-impl Verifier {
+/// How one JWS algorithm is verified in aws-lc-rs.
+enum Primitive {
+    Hmac(hmac::Algorithm),
+    Rsa(&'static signature::RsaParameters),
+    Public(&'static dyn signature::VerificationAlgorithm),
+}
+
+impl Algorithm {
     /// The reviewed table: each JWS algorithm maps to exactly one aws-lc-rs algorithm. RSA keys
     /// below 2048 bits are refused by the `2048_8192` parameter sets at verification time and by
-    /// the key loader before that.
-    pub(crate) fn new(algorithm: Algorithm, material: &KeyMaterial<'_>) -> Option<Verifier> {
+    /// the key loader before that; ECDSA signatures are the fixed-width `r || s` of RFC 7518 §3.4.
+    fn primitive(self) -> Primitive {
         use signature as sig;
-        let public: &'static dyn sig::VerificationAlgorithm = match algorithm {
-            Algorithm::HS256 => return hmac_verifier(hmac::HMAC_SHA256, material),
-            Algorithm::HS384 => return hmac_verifier(hmac::HMAC_SHA384, material),
-            Algorithm::HS512 => return hmac_verifier(hmac::HMAC_SHA512, material),
-            Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-            Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-            Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-            Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-            Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
-            Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
-            Algorithm::EdDSA => &sig::ED25519,
-        };
-        let parsed = match (algorithm.key_family(), material) {
-            (KeyFamily::Rsa, KeyMaterial::RsaComponents { n, e }) => {
-                let rsa_params = rsa_parameters(algorithm)?;
-                sig::RsaPublicKeyComponents { n: *n, e: *e }
-                    .to_parsed_public_key(rsa_params)
+        match self {
+            Algorithm::HS256 => Primitive::Hmac(hmac::HMAC_SHA256),
+            Algorithm::HS384 => Primitive::Hmac(hmac::HMAC_SHA384),
+            Algorithm::HS512 => Primitive::Hmac(hmac::HMAC_SHA512),
+            Algorithm::RS256 => Primitive::Rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::RS384 => Primitive::Rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+            Algorithm::RS512 => Primitive::Rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+            Algorithm::PS256 => Primitive::Rsa(&sig::RSA_PSS_2048_8192_SHA256),
+            Algorithm::PS384 => Primitive::Rsa(&sig::RSA_PSS_2048_8192_SHA384),
+            Algorithm::PS512 => Primitive::Rsa(&sig::RSA_PSS_2048_8192_SHA512),
+            Algorithm::ES256 => Primitive::Public(&sig::ECDSA_P256_SHA256_FIXED),
+            Algorithm::ES384 => Primitive::Public(&sig::ECDSA_P384_SHA384_FIXED),
+            Algorithm::EdDSA => Primitive::Public(&sig::ED25519),
+        }
+    }
+}
+
+impl Verifier {
+    /// Parse `material` for `algorithm`; `None` if the material does not fit it.
+    pub(crate) fn new(algorithm: Algorithm, material: &KeyMaterial<'_>) -> Option<Verifier> {
+        let parsed = match (algorithm.primitive(), material) {
+            (Primitive::Hmac(hash), material) => return hmac_verifier(hash, material),
+            (Primitive::Rsa(params), KeyMaterial::RsaComponents { n, e }) => {
+                signature::RsaPublicKeyComponents { n: *n, e: *e }
+                    .to_parsed_public_key(params)
                     .ok()?
             }
-            (KeyFamily::Rsa, KeyMaterial::RsaDer(der))
-            | (KeyFamily::EcP256 | KeyFamily::EcP384, KeyMaterial::Ec(der))
-            | (KeyFamily::Ed25519, KeyMaterial::Ed25519(der)) => {
-                sig::ParsedPublicKey::new(public, der).ok()?
+            (Primitive::Rsa(params), KeyMaterial::RsaDer(der)) => {
+                signature::ParsedPublicKey::new(params, der).ok()?
+            }
+            (Primitive::Public(public), KeyMaterial::Ec(bytes) | KeyMaterial::Ed25519(bytes))
+                if matches!(
+                    (algorithm.key_family(), material),
+                    (KeyFamily::EcP256 | KeyFamily::EcP384, KeyMaterial::Ec(_))
+                        | (KeyFamily::Ed25519, KeyMaterial::Ed25519(_))
+                ) =>
+            {
+                signature::ParsedPublicKey::new(public, bytes).ok()?
             }
             _ => return None,
         };
@@ -679,19 +699,6 @@ impl Verifier {
             Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
         }
     }
-}
-
-fn rsa_parameters(algorithm: Algorithm) -> Option<&'static signature::RsaParameters> {
-    use signature as sig;
-    Some(match algorithm {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
 }
 
 /// RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
