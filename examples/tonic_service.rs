@@ -139,50 +139,57 @@ pub async fn serve(
         .await
 }
 
-/// A client call with a bearer token, as a generated client would make it.
-pub async fn call_get(
+/// A unary call with a bearer token in the metadata, as a generated client would make it.
+async fn call<Req, Resp>(
     channel: tonic::transport::Channel,
     token: &str,
-    id: &str,
-) -> Result<Payment, Status> {
+    path: &'static str,
+    message: Req,
+) -> Result<Resp, Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
     let mut client = tonic::client::Grpc::new(channel);
     client
         .ready()
         .await
         .map_err(|err| Status::unavailable(err.to_string()))?;
-    let mut request = Request::new(GetPaymentRequest { id: id.to_owned() });
+    let mut request = Request::new(message);
     let value = format!("Bearer {token}")
         .parse()
         .map_err(|_| Status::invalid_argument("token is not a header value"))?;
     request.metadata_mut().insert("authorization", value);
-    let path = http::uri::PathAndQuery::from_static(GET);
+    let path = http::uri::PathAndQuery::from_static(path);
     client
         .unary(request, path, ProstCodec::default())
         .await
         .map(Response::into_inner)
 }
 
-/// See [`call_get`].
+/// `Payments/Get` as a client.
+pub async fn call_get(
+    channel: tonic::transport::Channel,
+    token: &str,
+    id: &str,
+) -> Result<Payment, Status> {
+    let message = GetPaymentRequest { id: id.to_owned() };
+    call(channel, token, GET, message).await
+}
+
+/// `Payments/Create` as a client.
 pub async fn call_create(
     channel: tonic::transport::Channel,
     token: &str,
     amount_cents: i64,
 ) -> Result<Payment, Status> {
-    let mut client = tonic::client::Grpc::new(channel);
-    client
-        .ready()
-        .await
-        .map_err(|err| Status::unavailable(err.to_string()))?;
-    let mut request = Request::new(CreatePaymentRequest { amount_cents });
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| Status::invalid_argument("token is not a header value"))?;
-    request.metadata_mut().insert("authorization", value);
-    let path = http::uri::PathAndQuery::from_static(CREATE);
-    client
-        .unary(request, path, ProstCodec::default())
-        .await
-        .map(Response::into_inner)
+    call(
+        channel,
+        token,
+        CREATE,
+        CreatePaymentRequest { amount_cents },
+    )
+    .await
 }
 
 #[allow(dead_code)]
