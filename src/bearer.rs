@@ -97,7 +97,7 @@ impl BearerPolicy {
         }
         let value = value.as_bytes();
         // "Bearer" 1*SP token: the limit applies to the token, plus room for the scheme.
-        if value.len() > self.max_token_bytes + 64 {
+        if value.len() > self.max_token_bytes.saturating_add(64) {
             return Err(BearerError::TooLarge {
                 limit: self.max_token_bytes,
             });

@@ -171,6 +171,8 @@ fn admit<B, R: Default>(
     }
     .map_err(|rejection| guard.reject(&rejection, request.headers()))?;
     let extensions = request.extensions_mut();
+    // Only claims this guard verified reach the service, whatever an outer layer inserted.
+    extensions.remove::<Claims>();
     if let Some(claims) = claims {
         extensions.insert(claims);
     }
@@ -234,15 +236,18 @@ where
                         Err(response) => return Poll::Ready(Ok(response)),
                     };
                     let Some(mut service) = inner.take() else {
-                        // Polled again after completion: a caller bug, answered without panicking.
-                        return Poll::Ready(Ok(Response::default()));
+                        unreachable!("the state moves to Calling as soon as the service is taken");
                     };
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => return future.poll(cx),
                 StateProj::Answered { response } => {
-                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                    // Never an empty 200 in an authentication layer: a second poll is a bug.
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response));
                 }
             }
         }

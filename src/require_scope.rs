@@ -96,12 +96,13 @@ impl RequireScopeLayer {
         }
     }
 
-    /// Require `requirement` for requests to exactly `path` (per-path policies only).
+    /// Require `requirement` for requests to exactly `path`. On a layer made with
+    /// [`new`](Self::new), its requirement becomes the one for all other paths.
     pub fn path(self, path: impl Into<String>, requirement: ScopeRequirement) -> Self {
         self.map_per_path(|paths, _| paths.push((path.into().into_boxed_str(), requirement)))
     }
 
-    /// The requirement for paths not listed (per-path policies only). Use
+    /// The requirement for paths not listed. Use
     /// `ScopeRequirement::all_of::<[&str; 0], &str>([])` to accept any valid token there.
     pub fn otherwise(self, requirement: ScopeRequirement) -> Self {
         self.map_per_path(|_, otherwise| *otherwise = Some(requirement))
@@ -111,7 +112,14 @@ impl RequireScopeLayer {
         self,
         change: impl FnOnce(&mut Vec<(Box<str>, ScopeRequirement)>, &mut Option<ScopeRequirement>),
     ) -> Self {
-        let mut policy = Arc::unwrap_or_clone(self.policy);
+        let mut policy = match Arc::unwrap_or_clone(self.policy) {
+            // `new(r).path(..)`: `r` becomes the requirement for every other path.
+            Policy::Route(requirement) => Policy::PerPath {
+                paths: Vec::new(),
+                otherwise: Some(requirement),
+            },
+            per_path => per_path,
+        };
         if let Policy::PerPath { paths, otherwise } = &mut policy {
             change(paths, otherwise);
         }
@@ -228,9 +236,11 @@ where
         match self.project().state.project() {
             ScopeStateProj::Allowed { future } => future.poll(cx),
             ScopeStateProj::Refused { response } => {
-                // Polled once more after completion: answer with an empty default response
-                // rather than panic.
-                Poll::Ready(Ok(response.take().unwrap_or_default()))
+                // Never an empty 200 in an authorization layer: a second poll is a bug.
+                let response = response
+                    .take()
+                    .expect("ScopeFuture polled after completion");
+                Poll::Ready(Ok(response))
             }
         }
     }

@@ -267,19 +267,20 @@ impl TokenError {
     pub fn description(&self) -> &'static str {
         match self {
             TokenError::Malformed(_) => "The access token is malformed",
-            TokenError::UnsupportedAlgorithm | TokenError::AlgorithmNotAllowed(_) => {
-                "The access token algorithm is not accepted"
-            }
+            // Issuer, audience and algorithm failures share one text: a client probing with
+            // unsigned tokens learns nothing about the configuration.
+            TokenError::UnsupportedAlgorithm
+            | TokenError::AlgorithmNotAllowed(_)
+            | TokenError::UnknownIssuer
+            | TokenError::AudienceMismatch => "The access token is not accepted by this resource",
             TokenError::CriticalHeader => "The access token has an unsupported critical header",
             TokenError::WrongType => "The token is not an access token",
-            TokenError::UnknownIssuer => "The access token issuer is not accepted",
             TokenError::MissingClaim(_) => "The access token is missing a required claim",
             TokenError::InvalidClaim(_) => "The access token has an invalid claim",
             TokenError::Expired => "The access token expired",
             TokenError::NotYetValid => "The access token is not yet valid",
             TokenError::IssuedInFuture => "The access token was issued in the future",
             TokenError::LifetimeTooLong => "The access token lifetime is too long",
-            TokenError::AudienceMismatch => "The access token audience is not accepted",
             TokenError::UnknownKey | TokenError::KeyMismatch | TokenError::AmbiguousKey => {
                 "The access token signing key is not recognized"
             }
@@ -432,6 +433,9 @@ pub(crate) fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
 
     let header_bytes = decode_segment(header_b64, "header is not base64url")?;
+    if !is_json_object(&header_bytes) {
+        return Err(TokenError::Malformed("header is not a JSON object"));
+    }
     let header: RawHeader = serde_json::from_slice(&header_bytes)
         .map_err(|_| TokenError::Malformed("header is not a valid JOSE header"))?;
     if header.crit {
@@ -451,6 +455,9 @@ pub(crate) fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
     }
 
     let payload = decode_segment(payload_b64, "payload is not base64url")?;
+    if !is_json_object(&payload) {
+        return Err(TokenError::Malformed("payload is not a JSON object"));
+    }
     let claims = parse_claims(&payload)?;
 
     Ok(UnverifiedToken {
@@ -462,6 +469,14 @@ pub(crate) fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
         payload,
         claims,
     })
+}
+
+/// RFC 7515 / 7519: the header and the claims set are JSON objects. serde would also read a
+/// struct from a positional array (`["RS256"]`), which must not count.
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|first| *first == b'{')
 }
 
 /// Strict base64url: no padding, no whitespace, no non-canonical trailing bits.
@@ -559,6 +574,16 @@ pub(crate) fn check_claims(
 
     if policy.rfc9068 {
         check_rfc9068(token)?;
+    } else if let Some(typ) = token.typ.as_deref() {
+        // RFC 8725 §3.11: an explicitly typed JWT of another kind (`logout+jwt`, `secevent+jwt`,
+        // `dpop+jwt`, ...) is never an access token, whatever its audience.
+        let media_type = media_type(typ);
+        if media_type.len() > 4
+            && media_type[media_type.len() - 4..].eq_ignore_ascii_case("+jwt")
+            && !media_type.eq_ignore_ascii_case("at+jwt")
+        {
+            return Err(TokenError::WrongType);
+        }
     }
 
     if let Some(max_lifetime) = policy.max_lifetime {
@@ -570,14 +595,17 @@ pub(crate) fn check_claims(
     Ok(())
 }
 
+/// A `typ` value without its optional `application/` prefix (RFC 7515 §4.1.9).
+fn media_type(typ: &str) -> &str {
+    typ.get(..12)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| &typ[12..])
+}
+
 /// RFC 9068 §2.1 / §4: explicit `at+jwt` typing and the required claims.
 fn check_rfc9068(token: &UnverifiedToken<'_>) -> Result<(), TokenError> {
     let typ = token.typ.as_deref().ok_or(TokenError::WrongType)?;
-    let media_type = typ
-        .get(..12)
-        .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
-        .map_or(typ, |_| &typ[12..]);
-    if !media_type.eq_ignore_ascii_case("at+jwt") {
+    if !media_type(typ).eq_ignore_ascii_case("at+jwt") {
         return Err(TokenError::WrongType);
     }
     let claims = &token.claims;

@@ -70,9 +70,8 @@ impl Expiry<Box<str>, CachedToken> for UntilExpiry {
         _created_at: Instant,
     ) -> Option<Duration> {
         let remaining = (cached.expires_at - validate::now()).max(0.0);
-        Some(Duration::from_secs_f64(
-            remaining.min(self.cap.as_secs_f64()),
-        ))
+        // A far-future `exp` or an unbounded cap must saturate, never panic.
+        Some(Duration::try_from_secs_f64(remaining).map_or(self.cap, |left| left.min(self.cap)))
     }
 }
 

@@ -368,3 +368,58 @@ async fn grpc_content_type_gets_grpc_status() {
         .unwrap();
     assert_eq!(response.headers()["grpc-status"], "16");
 }
+
+#[tokio::test]
+async fn claims_inserted_before_the_layer_never_reach_handlers() {
+    // An outer layer (or a bug) inserting Claims must not impersonate a verified caller.
+    let planted = {
+        let other = SigningKey::generate(Algorithm::ES256).unwrap();
+        let guard = Guard::builder()
+            .issuer(Issuer::new(ISS).audience(AUD).keys(other.key_set()))
+            .build()
+            .await
+            .unwrap();
+        let token = other
+            .token(ISS, AUD)
+            .claim("client_id", "planted")
+            .sign()
+            .unwrap();
+        guard.verify(&token).await.unwrap()
+    };
+    let app = Router::new()
+        .route("/hello", get(maybe))
+        .layer(BearerLayer::optional(guard().await))
+        .layer(axum::Extension(planted));
+    let addr = serve(app).await;
+    let anonymous = reqwest::get(format!("http://{addr}/hello")).await.unwrap();
+    assert_eq!(anonymous.text().await.unwrap(), "hello anonymous");
+}
+
+#[tokio::test]
+async fn require_scope_layer_new_then_path_keeps_the_route_requirement_elsewhere() {
+    let layer = RequireScopeLayer::new(ScopeRequirement::all_of(["base"]))
+        .path("/special", ScopeRequirement::all_of(["special"]));
+    let app = Router::new()
+        .route("/special", get(|| async { "special" }))
+        .route("/other", get(|| async { "other" }))
+        .layer(layer)
+        .layer(BearerLayer::new(guard().await));
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let status = |path: &'static str, scope: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(token(scope))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status("/special", "special").await, StatusCode::OK);
+    assert_eq!(status("/special", "base").await, StatusCode::FORBIDDEN);
+    assert_eq!(status("/other", "base").await, StatusCode::OK);
+    assert_eq!(status("/other", "special").await, StatusCode::FORBIDDEN);
+}

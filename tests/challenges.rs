@@ -409,3 +409,16 @@ async fn only_grpc_content_types_get_grpc_statuses() {
         );
     }
 }
+
+#[tokio::test]
+async fn unlimited_token_size_does_not_overflow() {
+    let guard = Guard::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).keys(key().key_set()))
+        .max_token_bytes(usize::MAX)
+        .build()
+        .await
+        .unwrap();
+    let token = key().token(ISS, AUD).sign().unwrap();
+    let value = format!("Bearer {token}");
+    assert_eq!(authenticate(&guard, &[&value]).await, Ok(true));
+}

@@ -1186,3 +1186,76 @@ async fn client_id_claims_are_configurable() {
         Some("test-client")
     );
 }
+
+#[tokio::test]
+async fn rejects_non_object_header_and_claims() {
+    let guard = guard_for(rsa()).await;
+    let key = rsa();
+    let header = json!({"alg": "RS256", "kid": key.kid()}).to_string();
+    let claims = json!({"iss": ISS, "aud": AUD, "exp": now() + 60}).to_string();
+    // serde would read these positional arrays as the structs; JOSE requires objects.
+    let array_header = key.sign_raw(r#"["RS256"]"#, &claims).unwrap();
+    assert!(matches!(
+        rejects(&guard, &array_header).await,
+        TokenError::Malformed(_)
+    ));
+    let array_claims = key
+        .sign_raw(
+            &header,
+            &format!(r#"["{ISS}",null,"{AUD}",{}]"#, now() + 60),
+        )
+        .unwrap();
+    assert!(matches!(
+        rejects(&guard, &array_claims).await,
+        TokenError::Malformed(_)
+    ));
+    // Whitespace before the object is fine.
+    let spaced = key
+        .sign_raw(&format!(" \n{header}"), &format!("\t{claims}"))
+        .unwrap();
+    assert!(guard.verify(&spaced).await.is_ok());
+}
+
+#[tokio::test]
+async fn rejects_explicitly_typed_jwts_of_other_kinds() {
+    // RFC 8725 §3.11, even without RFC 9068 mode.
+    let guard = guard_for(rsa()).await;
+    for typ in [
+        "logout+jwt",
+        "secevent+jwt",
+        "application/dpop+jwt",
+        "ID+JWT",
+    ] {
+        let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
+        assert_eq!(
+            rejects(&guard, &token).await,
+            TokenError::WrongType,
+            "{typ}"
+        );
+    }
+    for typ in ["JWT", "jwt", "at+jwt", "application/at+jwt", "JOSE"] {
+        let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
+        assert!(guard.verify(&token).await.is_ok(), "{typ}");
+    }
+}
+
+#[tokio::test]
+async fn configuration_is_not_revealed_to_clients() {
+    use bearer_guard::Rejection;
+    let guard = guard_for(rsa()).await;
+    let wrong_issuer = rsa().token("https://probe.example", AUD).sign().unwrap();
+    let wrong_audience = rsa().token(ISS, "probe").sign().unwrap();
+    let wrong_alg = key(Algorithm::ES256)
+        .token(ISS, AUD)
+        .alg("HS256")
+        .sign()
+        .unwrap();
+    let mut descriptions = Vec::new();
+    for token in [wrong_issuer, wrong_audience, wrong_alg] {
+        descriptions.push(Rejection::from(rejects(&guard, &token).await).description());
+    }
+    assert!(
+        descriptions.iter().all(|d| *d == descriptions[0]),
+        "{descriptions:?}"
+    );
+}

@@ -126,3 +126,17 @@ async fn cache_can_be_turned_off() {
     guard.verify(&token).await.unwrap();
     assert!(guard.verified_token_cache_stats().is_none());
 }
+
+#[tokio::test]
+async fn unbounded_cache_lifetime_and_far_future_exp_do_not_panic() {
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let guard = builder(&key)
+        .verified_token_cache_lifetime(Duration::MAX)
+        .build()
+        .await
+        .unwrap();
+    let token = key.token(ISS, AUD).claim("exp", 1e20).sign().unwrap();
+    guard.verify(&token).await.unwrap();
+    guard.verify(&token).await.unwrap();
+    assert_eq!(guard.verified_token_cache_stats().unwrap().entries, 1);
+}

@@ -94,7 +94,7 @@ pub(crate) async fn discover_jwks_uri(
         let jwks_uri = metadata
             .jwks_uri
             .ok_or_else(|| FetchError::Discovery(format!("metadata at {url} has no jwks_uri")))?;
-        let jwks_uri = parse_http_url(&jwks_uri)
+        let jwks_uri = parse_http_url(&jwks_uri, limits)
             .map_err(|reason| FetchError::Discovery(format!("metadata jwks_uri: {reason}")))?;
         tracing::debug!(issuer, metadata_url = %url, %jwks_uri, "discovered jwks_uri");
         return Ok(jwks_uri);
@@ -104,11 +104,19 @@ pub(crate) async fn discover_jwks_uri(
     )))
 }
 
-/// An absolute `http`/`https` URL without a fragment.
-pub(crate) fn parse_http_url(text: &str) -> Result<Url, String> {
+/// An absolute `https` URL without a fragment; plain `http` only for loopback hosts or when
+/// explicitly allowed.
+pub(crate) fn parse_http_url(text: &str, limits: &FetchLimits) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(format!("{text:?} is not an http(s) URL"));
+    match url.scheme() {
+        "https" => {}
+        "http" if limits.allow_insecure_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(format!(
+                "{text:?} uses plain http: keys must come over https (or allow_insecure_http)"
+            ));
+        }
+        _ => return Err(format!("{text:?} is not an http(s) URL")),
     }
     if url.fragment().is_some() {
         return Err(format!("{text:?} has a fragment"));
@@ -116,12 +124,25 @@ pub(crate) fn parse_http_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwks::JwksOptions;
 
     fn urls(issuer: &str) -> [String; 2] {
-        let issuer = parse_http_url(issuer).expect("test issuer is a URL");
+        let issuer =
+            parse_http_url(issuer, &JwksOptions::default().limits).expect("test issuer is a URL");
         metadata_urls(&issuer).map(String::from)
     }
 
@@ -160,9 +181,26 @@ mod tests {
 
     #[test]
     fn rejects_non_http_urls() {
-        assert!(parse_http_url("ftp://example.com/keys").is_err());
-        assert!(parse_http_url("/keys").is_err());
-        assert!(parse_http_url("https://example.com/keys#frag").is_err());
-        assert!(parse_http_url("https://example.com/keys").is_ok());
+        let limits = JwksOptions::default().limits;
+        assert!(parse_http_url("ftp://example.com/keys", &limits).is_err());
+        assert!(parse_http_url("/keys", &limits).is_err());
+        assert!(parse_http_url("https://example.com/keys#frag", &limits).is_err());
+        assert!(parse_http_url("https://example.com/keys", &limits).is_ok());
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_for_loopback_or_when_allowed() {
+        let limits = JwksOptions::default().limits;
+        assert!(parse_http_url("http://idp.example.com/keys", &limits).is_err());
+        assert!(parse_http_url("http://10.0.0.5/keys", &limits).is_err());
+        for loopback in [
+            "http://127.0.0.1:8080/keys",
+            "http://[::1]/keys",
+            "http://localhost/keys",
+        ] {
+            assert!(parse_http_url(loopback, &limits).is_ok(), "{loopback}");
+        }
+        let allowed = JwksOptions::default().allow_insecure_http(true).limits;
+        assert!(parse_http_url("http://keycloak:8080/realms/x", &allowed).is_ok());
     }
 }

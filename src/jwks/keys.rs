@@ -32,6 +32,10 @@ use serde::Deserialize;
 
 use crate::validate::{Algorithm, KeyFamily, KeyMaterial, TokenError, Verifier};
 
+/// Most keys read from one JWK Set: issuers publish a handful, and each RSA key costs several
+/// parses, so a huge document must not turn into a CPU sink.
+const MAX_KEYS: usize = 100;
+
 /// Smallest RSA modulus accepted (RFC 7518 §3.3, RFC 8725 §3.5).
 const MIN_RSA_BITS: usize = 2048;
 
@@ -139,9 +143,17 @@ impl KeySet {
     pub fn from_jwks_json(json: impl AsRef<[u8]>) -> Result<KeySet, KeyError> {
         let document: JwkSetDocument = serde_json::from_slice(json.as_ref())
             .map_err(|err| KeyError::NotAJwkSet(err.to_string()))?;
+        if document.keys.len() > MAX_KEYS {
+            tracing::warn!(
+                keys = document.keys.len(),
+                kept = MAX_KEYS,
+                "JWK Set holds more keys than any issuer needs: only the first are used"
+            );
+        }
         let keys = document
             .keys
             .into_iter()
+            .take(MAX_KEYS)
             .filter_map(|value| {
                 let kid = value
                     .get("kid")

@@ -98,7 +98,7 @@ pub struct JwksOptions {
     refresh_ahead: f64,
     unknown_kid_cooldown: Duration,
     stale_limit: Duration,
-    limits: FetchLimits,
+    pub(crate) limits: FetchLimits,
     retry_initial: Duration,
     retry_max: Duration,
 }
@@ -115,6 +115,7 @@ impl Default for JwksOptions {
             limits: FetchLimits {
                 timeout: Duration::from_secs(5),
                 max_body_bytes: 1024 * 1024,
+                allow_insecure_http: false,
             },
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(5 * 60),
@@ -172,6 +173,14 @@ impl JwksOptions {
         self
     }
 
+    /// Allow plain `http://` issuer, metadata and JWKS URLs on hosts other than loopback (default:
+    /// refused, since anyone on the path could then substitute the keys). Loopback addresses
+    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed, for tests and sidecars.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.limits.allow_insecure_http = allow;
+        self
+    }
+
     /// The wait before retrying a failed fetch: `initial` (default 1 s), doubled after each further
     /// failure up to `max` (default 5 min).
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
@@ -188,9 +197,10 @@ impl JwksOptions {
         }
     }
 
-    /// How long the guard waits on one fetch: discovery plus the JWKS request, with some slack.
+    /// How long the guard waits on one fetch: discovery (up to two metadata documents) plus the
+    /// JWKS request, with some slack.
     fn longest_fetch(&self) -> Duration {
-        self.limits.timeout.saturating_mul(2) + Duration::from_millis(100)
+        self.limits.timeout.saturating_mul(3) + Duration::from_millis(100)
     }
 }
 
@@ -199,6 +209,8 @@ impl JwksOptions {
 pub(crate) struct FetchLimits {
     timeout: Duration,
     max_body_bytes: usize,
+    /// Plain `http` to hosts other than loopback (keys could be swapped on the way).
+    pub(crate) allow_insecure_http: bool,
 }
 
 /// Where the keys of an issuer are published, as configured.
@@ -461,9 +473,9 @@ impl RemoteKeys {
         client: reqwest::Client,
     ) -> Result<Self, String> {
         let location = match location {
-            JwksLocation::Uri(uri) => Location::Jwks(parse_http_url(uri)?),
+            JwksLocation::Uri(uri) => Location::Jwks(parse_http_url(uri, &options.limits)?),
             JwksLocation::Discover => {
-                let url = parse_http_url(issuer)?;
+                let url = parse_http_url(issuer, &options.limits)?;
                 if url.query().is_some() {
                     return Err(format!(
                         "issuer {issuer:?} has a query; it cannot be discovered"
@@ -536,8 +548,10 @@ impl RemoteKeys {
         for attempt in 0..2 {
             let (flight, joined) = {
                 let mut control = lock(&shared.control);
+                // Generations only grow: an older set (still referenced while a newer one is
+                // being stored) must never be handed back, or a just-removed key would verify.
                 if let Some(latest) = control.latest.upgrade()
-                    && !Arc::ptr_eq(&latest, seen)
+                    && latest.generation() > seen.generation()
                 {
                     return Some(latest);
                 }
@@ -566,8 +580,11 @@ impl RemoteKeys {
                 }
             };
             let fresh = shared.wait(flight).await?;
-            if !joined || attempt > 0 || !Arc::ptr_eq(&fresh, seen) {
+            if fresh.generation() > seen.generation() {
                 return Some(fresh);
+            }
+            if !joined || attempt > 0 {
+                return None;
             }
         }
         None
@@ -711,6 +728,17 @@ impl Shared {
     }
 
     async fn run_flight(self: Arc<Self>, sender: watch::Sender<Flight>, reason: FetchReason) {
+        // If this task is dropped mid-fetch (its runtime shutting down), the next request must be
+        // able to start a new fetch rather than wait on this one forever.
+        struct ClearOnCancel<'a>(&'a Mutex<Control>, bool);
+        impl Drop for ClearOnCancel<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    lock(self.0).flight = None;
+                }
+            }
+        }
+        let mut cancel_guard = ClearOnCancel(&self.control, false);
         let previous = self.cache.get(&()).await;
         let keys = match self.fetch(previous.as_deref()).await {
             Ok((fetched, status)) => Some(
@@ -723,6 +751,7 @@ impl Shared {
             }
         };
         lock(&self.control).flight = None;
+        cancel_guard.1 = true;
         sender.send_replace(Flight::Done(keys));
     }
 
@@ -805,6 +834,9 @@ impl Shared {
             refresh_at: entry_refresh_at,
             usable_for: ttl.saturating_add(self.options.stale_limit),
         };
+        // Record the newest set before the cache can hand it out, so that no request that got it
+        // from the cache can then be given an older set as "fresher".
+        lock(&self.control).latest = Arc::downgrade(&keys);
         self.cache.insert((), Arc::new(entry)).await;
         self.generation.store(keys.generation(), Ordering::Release);
         self.refresh_due
@@ -815,7 +847,7 @@ impl Shared {
 
         let recovered_after = {
             let mut control = lock(&self.control);
-            control.latest = Arc::downgrade(&keys);
+            control.flight = None;
             control.key_count = keys.len();
             control.fetched_at = Some((now, SystemTime::now()));
             control.ttl = ttl;
@@ -836,6 +868,9 @@ impl Shared {
     fn record_failure(self: &Arc<Self>, error: &FetchError, reason: FetchReason, had_keys: bool) {
         let now = Instant::now();
         let mut control = lock(&self.control);
+        // Cleared under the same lock that schedules the retry, so the retry timer can never
+        // see this finished fetch as still running and skip its attempt.
+        control.flight = None;
         control.last_error = Some((error.to_string(), SystemTime::now()));
         control.consecutive_failures = control.consecutive_failures.saturating_add(1);
         let backoff = match control.retry {

@@ -296,7 +296,8 @@ impl SigningKey {
     /// The verification [`KeySet`] for this key: its public JWK, or its secret for HMAC.
     ///
     /// # Panics
-    /// If the key cannot be loaded, which would be a bug in the test kit.
+    /// For an HMAC key made with [`SigningKey::hmac`] from a secret shorter than 32 bytes, which
+    /// no guard accepts (use [`KeySet::hmac_secret`] to see that error); otherwise never.
     pub fn key_set(&self) -> KeySet {
         let loaded = match &self.pair {
             Pair::Hmac { secret, .. } => KeySet::hmac_secret(secret, self.kid()),
