@@ -275,6 +275,25 @@ fn compact(header: &str, payload: &str, signature: &[u8]) -> String {
     format!("{}.{}.{}", b64(header), b64(payload), b64(signature))
 }
 
+/// `header.payload.signature` from raw bytes (not necessarily UTF-8 JSON).
+fn compact_bytes(header: &[u8], payload: &[u8]) -> String {
+    format!("{}.{}.{}", b64(header), b64(payload), b64([0x11; 256]))
+}
+
+/// Sign arbitrary header and payload bytes with `key`.
+fn sign_bytes_token(key: &SigningKey, header: &[u8], payload: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let signature = key.sign_bytes(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(signature))
+}
+
+/// A valid payload whose `sub` holds these raw bytes.
+fn claims_json_with_raw(sub: &[u8]) -> Vec<u8> {
+    let payload = claims_json();
+    let (before, after) = payload.split_once("billing").unwrap();
+    [before.as_bytes(), sub, after.as_bytes()].concat()
+}
+
 fn segments(token: &str) -> Vec<&str> {
     token.split('.').collect()
 }
@@ -985,6 +1004,27 @@ async fn rejects_garbage_tokens() {
     ]
     .map(str::to_owned);
     api.rejects_all(&tokens, &TokenError::Malformed("")).await;
+    // JSON must be UTF-8 (RFC 8725 §3.7): a signed token with invalid UTF-8 in a claim or header.
+    let mut latin1_payload = claims_json().into_bytes();
+    latin1_payload.extend_from_slice(b"\xff");
+    let header = rsa_header();
+    let latin1 = compact_bytes(header.as_bytes(), &claims_json_with_raw(b"\xe9t\xe9"));
+    let k = keys();
+    let signed = [
+        sign_bytes_token(&k.rsa, header.as_bytes(), &latin1_payload),
+        sign_bytes_token(
+            &k.rsa,
+            header.as_bytes(),
+            &claims_json_with_raw(b"\xe9t\xe9"),
+        ),
+        sign_bytes_token(
+            &k.rsa,
+            b"{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"\xff\"}",
+            claims_json().as_bytes(),
+        ),
+        latin1,
+    ];
+    api.rejects_all(&signed, &TokenError::Malformed("")).await;
 }
 
 // --- hostile strings -----------------------------------------------------------------------------
