@@ -223,9 +223,9 @@ requests=$(result requests)
 ok=$(result status_200); ok=${ok:-0}
 unauthorized=$(result status_401); unauthorized=${unauthorized:-0}
 others=$(grep '^RESULT status_' "$WORK/wrk.out" | grep -v -e 'status_200 ' -e 'status_401 ' || true)
-server_errors=$(grep -E '^RESULT status_5' "$WORK/wrk.out" | awk '{ s += $3 } END { print s + 0 }')
+server_errors=$(awk '/^RESULT status_5/ { s += $3 } END { print s + 0 }' "$WORK/wrk.out")
 socket_errors=$(result socket_errors)
-rss_series=$(awk '{ printf "%s%s", sep, $2; sep = " " }' "$WORK/rss")
+rss_series=$(awk '{ printf "%s%s", sep, $2; sep = " " }' "$WORK/rss" || true)
 
 cat <<EOF
 
