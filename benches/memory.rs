@@ -59,10 +59,34 @@ fn results_dir() -> Option<PathBuf> {
 fn main() {
     // `cargo bench` passes harness flags (`--bench`, filters); a filter that does not match
     // "memory" skips this bench like criterion would.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
+    // Values of criterion's options (`--measurement-time 5`) are not filters.
+    const WITH_VALUE: &[&str] = &[
+        "--measurement-time",
+        "--warm-up-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--noise-threshold",
+        "--significance-level",
+        "--confidence-level",
+        "--nresamples",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+        "--format",
+    ];
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
     if !filters.is_empty()
         && !filters
             .iter()
