@@ -2,10 +2,10 @@
 //! without the layer: what the guard adds to a real route, for a repeated token (cache on) and
 //! for distinct tokens (cache off, RS256).
 //!
-//! "Without the layer" is a router built here with the same shape as the example's protected
-//! part — `GET /payments` returning the same JSON body, behind the same kind of per-request
-//! logging middleware, merged next to `/healthz` with the same fallback — but no `BearerLayer`
-//! and no `RequireScope` extractor. The difference between the two is therefore the guard's
+//! "Without the layer" is `benches/unguarded.rs`: a router with the same shape as the example's
+//! — `GET /payments` returning the same JSON body, behind the same kind of per-request logging
+//! middleware, merged next to `/healthz` with the same fallback — but no `BearerLayer` and no
+//! `RequireScope` extractor. The difference between the two is therefore the guard's
 //! whole cost: header extraction, verification or cache lookup, the extensions it inserts and
 //! the scope check. The example's public `/healthz` (same router as the guarded one) is measured
 //! too, for reference: it skips the middleware and the JSON body, so it is not the baseline.
@@ -23,51 +23,11 @@ mod support;
 #[allow(dead_code)]
 mod example;
 
+#[path = "unguarded.rs"]
+mod unguarded;
+
 /// Distinct tokens cycled through in the cache-off group.
 const TOKENS: usize = 256;
-
-mod unguarded {
-    //! The example's `/payments` route without the guard (see the module docs).
-
-    use axum::extract::Request;
-    use axum::http::StatusCode;
-    use axum::middleware::{self, Next};
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::get;
-    use axum::{Json, Router};
-    use serde_json::{Value, json};
-
-    async fn healthz() -> &'static str {
-        "ok"
-    }
-
-    async fn list_payments() -> Json<Value> {
-        Json(json!({
-            "payments": [{"id": "pay_0", "amount_cents": 1250, "currency": "EUR"}],
-            "requested_by": "client-0",
-        }))
-    }
-
-    /// The example's logging middleware minus the client id (there are no claims here).
-    async fn log_decision(request: Request, next: Next) -> Response {
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let response = next.run(request).await;
-        let status = response.status();
-        tracing::info!(%method, path, status = status.as_u16(), "request");
-        response
-    }
-
-    pub fn app() -> Router {
-        let payments = Router::new()
-            .route("/payments", get(list_payments))
-            .layer(middleware::from_fn(log_decision));
-        Router::new()
-            .route("/healthz", get(healthz))
-            .merge(payments)
-            .fallback(|| async { (StatusCode::NOT_FOUND, "not found").into_response() })
-    }
-}
 
 fn get(path: &str, authorization: Option<&HeaderValue>) -> Request<axum::body::Body> {
     let mut request = Request::get(path)
