@@ -825,3 +825,49 @@ async fn misconfigured_remote_sources_are_build_errors() {
         "{built:?}"
     );
 }
+
+/// A plain-`http` key URL lets anyone on the path substitute keys: refused unless it is loopback
+/// or the operator opts in. The opt-in case resolves a non-loopback name to the test server.
+#[tokio::test]
+async fn plain_http_key_urls_are_refused_unless_loopback_or_allowed() {
+    let key = key();
+    let idp = Idp::start(&[&key]).await;
+    let port = idp
+        .base()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse::<u16>().ok())
+        .expect("port");
+    let remote = format!("http://keys.internal:{port}/jwks");
+
+    for source in [
+        Issuer::new(ISS).jwks_uri(&remote),
+        Issuer::new("http://idp.internal/").discover(),
+    ] {
+        let built = Guard::builder().issuer(source.audience(AUD)).build().await;
+        assert!(
+            matches!(built, Err(BuildError::InvalidUrl { .. })),
+            "{built:?}"
+        );
+    }
+
+    let client = reqwest::Client::builder()
+        .resolve("keys.internal", ([127, 0, 0, 1], port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let guard = Guard::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .jwks_uri(&remote)
+                .jwks_options(quick().allow_insecure_http(true)),
+        )
+        .http_client(client)
+        .require_keys_at_startup(true)
+        .build()
+        .await
+        .expect("opted-in plain http builds");
+    guard.verify(&token(&key)).await.expect("verifies");
+    assert_eq!(idp.hits().len(), 1);
+}
