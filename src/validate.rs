@@ -577,10 +577,11 @@ pub(crate) fn check_claims(
     } else if let Some(typ) = token.typ.as_deref() {
         // RFC 8725 §3.11: an explicitly typed JWT of another kind (`logout+jwt`, `secevent+jwt`,
         // `dpop+jwt`, ...) is never an access token, whatever its audience.
-        let media_type = media_type(typ);
+        // Bytes, not `str` slicing: `typ` is client input and may end in multi-byte characters.
+        let media_type = media_type(typ).as_bytes();
         if media_type.len() > 4
-            && media_type[media_type.len() - 4..].eq_ignore_ascii_case("+jwt")
-            && !media_type.eq_ignore_ascii_case("at+jwt")
+            && media_type[media_type.len() - 4..].eq_ignore_ascii_case(b"+jwt")
+            && !media_type.eq_ignore_ascii_case(b"at+jwt")
         {
             return Err(TokenError::WrongType);
         }

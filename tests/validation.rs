@@ -1240,6 +1240,25 @@ async fn rejects_explicitly_typed_jwts_of_other_kinds() {
 }
 
 #[tokio::test]
+async fn multi_byte_characters_in_typ_never_panic() {
+    // `typ` is read before the signature is checked: any client can send these.
+    let guard = guard_for(rsa()).await;
+    for typ in [
+        "€€",
+        "€",
+        "a€",
+        "at+jwt€",
+        "application/€€€€",
+        "€€€€€€€€€€€€€",
+    ] {
+        let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
+        assert!(guard.verify(&token).await.is_ok(), "{typ}");
+    }
+    let token = rsa().token(ISS, AUD).typ("€+JWT").sign().unwrap();
+    assert_eq!(rejects(&guard, &token).await, TokenError::WrongType);
+}
+
+#[tokio::test]
 async fn configuration_is_not_revealed_to_clients() {
     use bearer_guard::Rejection;
     let guard = guard_for(rsa()).await;
