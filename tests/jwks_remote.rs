@@ -871,3 +871,46 @@ async fn plain_http_key_urls_are_refused_unless_loopback_or_allowed() {
     guard.verify(&token(&key)).await.expect("verifies");
     assert_eq!(idp.hits().len(), 1);
 }
+
+/// The retry after a failed fetch normally runs on a timer task. If the runtime that held that
+/// task is gone (a guard built in one runtime and used in another), requests start the due retry
+/// themselves: the keys come back once the server does.
+#[test]
+fn keys_come_back_when_the_retry_timers_runtime_is_gone() {
+    let key = key();
+    let token = token(&key);
+    let server = tokio::runtime::Runtime::new().expect("server runtime");
+    let idp = server.block_on(Idp::start(&[&key]));
+    idp.behave(Behaviour::Status(500));
+
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let guard = first.block_on(async {
+        let guard = Guard::builder()
+            .issuer(issuer(&idp, quick()))
+            .startup_timeout(Duration::from_millis(200))
+            .build()
+            .await
+            .expect("builds without keys");
+        eventually(PATIENCE, "a failed fetch", || async {
+            guard.key_status()[0].last_error.is_some()
+        })
+        .await;
+        guard
+    });
+    drop(first); // the retry timer (and any fetch in flight) goes with it
+
+    idp.behave(Behaviour::Serve);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        eventually(PATIENCE, "keys after the server recovers", || async {
+            guard.verify(&token).await.is_ok()
+        })
+        .await;
+    });
+}

@@ -60,7 +60,7 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -352,8 +352,9 @@ struct Shared {
     options: JwksOptions,
     /// One entry: the current key set. It expires (is evicted) at the end of its stale limit.
     cache: moka::future::Cache<(), Arc<CachedKeys>>,
-    /// Mirrors `control.retry.is_some()` so the request path can skip the lock.
-    failing: AtomicBool,
+    /// Mirrors `control.retry`: when the next attempt is due, in nanoseconds since `epoch` (0: no
+    /// failure pending), so the request path can skip the lock while fetches back off.
+    retry_due: AtomicU64,
     /// Counts successful fetches; start-up waits on it.
     stored: watch::Sender<u64>,
     /// The cached set as the verified-token cache sees it, without touching `cache`: its
@@ -498,7 +499,7 @@ impl RemoteKeys {
                 client,
                 options,
                 cache,
-                failing: AtomicBool::new(false),
+                retry_due: AtomicU64::new(0),
                 stored: watch::Sender::new(0),
                 epoch: Instant::now(),
                 generation: AtomicU64::new(0),
@@ -518,8 +519,9 @@ impl RemoteKeys {
     pub(crate) async fn current(&self) -> Result<Arc<KeySet>, TokenError> {
         let shared = &self.shared;
         if let Some(entry) = shared.cache.get(&()).await {
-            if Instant::now() >= entry.refresh_at {
-                shared.refresh_ahead();
+            let now = Instant::now();
+            if now >= entry.refresh_at {
+                shared.refresh_ahead(shared.nanos_since_epoch(now));
             }
             return Ok(Arc::clone(&entry.keys));
         }
@@ -535,7 +537,7 @@ impl RemoteKeys {
             return None;
         }
         if now >= shared.refresh_due.load(Ordering::Relaxed) {
-            shared.refresh_ahead();
+            shared.refresh_ahead(now);
         }
         Some(shared.generation.load(Ordering::Acquire))
     }
@@ -653,30 +655,49 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn refresh_ahead(self: &Arc<Self>) {
-        if self.failing.load(Ordering::Relaxed) {
-            return; // the retry timer owns the next attempt
+    /// `now`: nanoseconds since `epoch`.
+    fn refresh_ahead(self: &Arc<Self>, now: u64) {
+        if now < self.retry_due.load(Ordering::Relaxed) {
+            return; // backing off after a failure
         }
         // Contended: another request is already looking after it.
         let Ok(mut control) = self.control.try_lock() else {
             return;
         };
-        if control.flight.is_none() && control.retry.is_none() {
-            self.start_flight(&mut control, FetchReason::RefreshAhead);
+        self.start_due_fetch(&mut control, FetchReason::RefreshAhead);
+    }
+
+    /// Start a fetch unless one is running or a failure's backoff has not yet passed. A due
+    /// retry is normally started by its timer; a request starts it too, so that the keys come
+    /// back even if the timer's task is gone (its runtime shut down). Whoever locks first wins.
+    fn start_due_fetch(
+        self: &Arc<Self>,
+        control: &mut Control,
+        reason: FetchReason,
+    ) -> Option<watch::Receiver<Flight>> {
+        if let Some(flight) = &control.flight {
+            return Some(flight.clone());
         }
+        let reason = match control.retry {
+            Some(retry) if retry.at > Instant::now() => return None,
+            Some(_) => FetchReason::Retry,
+            None => reason,
+        };
+        Some(self.start_flight(control, reason))
     }
 
     async fn keys_for_empty_cache(self: &Arc<Self>) -> Result<Arc<KeySet>, TokenError> {
         let flight = {
             let mut control = lock(&self.control);
-            if let Some(retry) = control.retry {
-                return Err(unavailable_until(retry.at));
-            }
-            match &control.flight {
-                Some(flight) => Some(flight.clone()),
+            if control.flight.is_none() && self.cache.contains_key(&()) {
                 // A fetch stored a set between our read and the lock.
-                None if self.cache.contains_key(&()) => None,
-                None => Some(self.start_flight(&mut control, FetchReason::NoKeys)),
+                None
+            } else {
+                match self.start_due_fetch(&mut control, FetchReason::NoKeys) {
+                    Some(flight) => Some(flight),
+                    // Backing off: answer at once rather than wait on a failing server.
+                    None => return Err(self.unavailable_locked(&control)),
+                }
             }
         };
         let keys = match flight {
@@ -691,7 +712,11 @@ impl Shared {
     }
 
     fn unavailable(&self) -> TokenError {
-        match lock(&self.control).retry {
+        self.unavailable_locked(&lock(&self.control))
+    }
+
+    fn unavailable_locked(&self, control: &Control) -> TokenError {
+        match control.retry {
             Some(retry) => unavailable_until(retry.at),
             None => unavailable_until(Instant::now()),
         }
@@ -730,28 +755,32 @@ impl Shared {
     async fn run_flight(self: Arc<Self>, sender: watch::Sender<Flight>, reason: FetchReason) {
         // If this task is dropped mid-fetch (its runtime shutting down), the next request must be
         // able to start a new fetch rather than wait on this one forever.
-        struct ClearOnCancel<'a>(&'a Mutex<Control>, bool);
+        struct ClearOnCancel<'a> {
+            control: &'a Mutex<Control>,
+            own: watch::Receiver<Flight>,
+        }
         impl Drop for ClearOnCancel<'_> {
             fn drop(&mut self) {
-                if !self.1 {
-                    lock(self.0).flight = None;
-                }
+                end_flight(&mut lock(self.control), &self.own);
             }
         }
-        let mut cancel_guard = ClearOnCancel(&self.control, false);
+        let cancel_guard = ClearOnCancel {
+            control: &self.control,
+            own: sender.subscribe(),
+        };
+        let own = &cancel_guard.own;
         let previous = self.cache.get(&()).await;
         let keys = match self.fetch(previous.as_deref()).await {
             Ok((fetched, status)) => Some(
-                self.store(fetched, previous.as_deref(), status, reason)
+                self.store(fetched, previous.as_deref(), status, reason, own)
                     .await,
             ),
             Err(error) => {
-                self.record_failure(&error, reason, previous.is_some());
+                self.record_failure(&error, reason, previous.is_some(), own);
                 None
             }
         };
-        lock(&self.control).flight = None;
-        cancel_guard.1 = true;
+        drop(cancel_guard); // already ended by `store` or `record_failure`: a no-op
         sender.send_replace(Flight::Done(keys));
     }
 
@@ -807,6 +836,7 @@ impl Shared {
         previous: Option<&CachedKeys>,
         status: u16,
         reason: FetchReason,
+        own: &watch::Receiver<Flight>,
     ) -> Arc<KeySet> {
         let (keys, etag, max_age) = match (fetched, previous) {
             (
@@ -847,12 +877,12 @@ impl Shared {
 
         let recovered_after = {
             let mut control = lock(&self.control);
-            control.flight = None;
+            end_flight(&mut control, own);
             control.key_count = keys.len();
             control.fetched_at = Some((now, SystemTime::now()));
             control.ttl = ttl;
             control.retry = None;
-            self.failing.store(false, Ordering::Relaxed);
+            self.retry_due.store(0, Ordering::Relaxed);
             std::mem::take(&mut control.consecutive_failures)
         };
         self.stored.send_modify(|count| *count += 1);
@@ -865,12 +895,18 @@ impl Shared {
         keys
     }
 
-    fn record_failure(self: &Arc<Self>, error: &FetchError, reason: FetchReason, had_keys: bool) {
+    fn record_failure(
+        self: &Arc<Self>,
+        error: &FetchError,
+        reason: FetchReason,
+        had_keys: bool,
+        own: &watch::Receiver<Flight>,
+    ) {
         let now = Instant::now();
         let mut control = lock(&self.control);
-        // Cleared under the same lock that schedules the retry, so the retry timer can never
+        // Ended under the same lock that schedules the retry, so the retry timer can never
         // see this finished fetch as still running and skip its attempt.
-        control.flight = None;
+        end_flight(&mut control, own);
         control.last_error = Some((error.to_string(), SystemTime::now()));
         control.consecutive_failures = control.consecutive_failures.saturating_add(1);
         let backoff = match control.retry {
@@ -879,7 +915,8 @@ impl Shared {
         };
         let at = now + backoff;
         control.retry = Some(Retry { at, backoff });
-        self.failing.store(true, Ordering::Relaxed);
+        self.retry_due
+            .store(self.nanos_since_epoch(at).max(1), Ordering::Relaxed);
         tracing::warn!(
             issuer = %self.issuer,
             jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
@@ -901,10 +938,27 @@ impl Shared {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let source = Arc::downgrade(self);
+        // Dropped before it fires (its runtime shutting down), the timer must not stay "pending",
+        // or no later failure could schedule another one.
+        struct PendingTimer {
+            source: Weak<Shared>,
+            armed: bool,
+        }
+        impl Drop for PendingTimer {
+            fn drop(&mut self) {
+                if let (true, Some(shared)) = (self.armed, self.source.upgrade()) {
+                    lock(&shared.control).retry_timer_pending = false;
+                }
+            }
+        }
+        let mut pending = PendingTimer {
+            source: Arc::downgrade(self),
+            armed: true,
+        };
         runtime.spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            let Some(shared) = source.upgrade() else {
+            pending.armed = false;
+            let Some(shared) = pending.source.upgrade() else {
                 return;
             };
             let mut control = lock(&shared.control);
@@ -921,6 +975,17 @@ impl Shared {
                 _ => {}
             }
         });
+    }
+}
+
+/// A fetch has ended: it is no longer the one in flight, unless another has taken its place.
+fn end_flight(control: &mut Control, own: &watch::Receiver<Flight>) {
+    if control
+        .flight
+        .as_ref()
+        .is_some_and(|flight| flight.same_channel(own))
+    {
+        control.flight = None;
     }
 }
 
