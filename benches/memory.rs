@@ -11,7 +11,6 @@
 //! iterations is the guard. RSS is read from `/proc/self/status` (Linux only). The result is also
 //! written to `target/bench-results/memory.json` for `benches/report.py`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use bearer_guard::testing::SigningKey;
@@ -50,48 +49,8 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// `target/` of this build: the bench binary lives in `target/<profile>/deps/`.
-fn results_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("bench-results"))
-}
-
 fn main() {
-    // `cargo bench` passes harness flags (`--bench`, filters); a filter that does not match
-    // "memory" skips this bench like criterion would.
-    // Values of criterion's options (`--measurement-time 5`) are not filters.
-    const WITH_VALUE: &[&str] = &[
-        "--measurement-time",
-        "--warm-up-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--baseline-lenient",
-        "--load-baseline",
-        "--noise-threshold",
-        "--significance-level",
-        "--confidence-level",
-        "--nresamples",
-        "--profile-time",
-        "--output-format",
-        "--color",
-        "--plotting-backend",
-        "--format",
-    ];
-    let mut filters = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if WITH_VALUE.contains(&arg.as_str()) {
-            args.next();
-        } else if !arg.starts_with('-') {
-            filters.push(arg);
-        }
-    }
-    if !filters.is_empty()
-        && !filters
-            .iter()
-            .any(|filter| "memory".contains(filter.as_str()))
-    {
+    if !support::selected("memory") {
         return;
     }
     let count = env_number("MEMORY_TOKENS", 1_000_000);
@@ -177,7 +136,7 @@ fn main() {
         stats.weighted_bytes
     );
 
-    if let Some(dir) = results_dir() {
+    if let Some(dir) = support::results_dir() {
         let json = serde_json::json!({
             "tokens": count,
             "algorithm": "HS256",

@@ -2,7 +2,7 @@
 """Markdown table of the last `cargo bench` run: bench, median, baseline median, ratio, target, met?
 
 Reads target/criterion/**/new/estimates.json (criterion's medians) and, when present,
-target/bench-results/{http,memory}.json written by benches/http.sh and the memory bench.
+target/bench-results/{http,memory,scaling}.json written by benches/http.sh and the memory and scaling benches.
 
     python3 benches/report.py [TARGET_DIR]
 """
@@ -101,6 +101,13 @@ def main():
         print("| memory/RSS growth after %d tokens | %.1f MiB | cache bound | %.1f MiB | %.2f "
               "| <= bound + 4 MiB | %s |" % (m["tokens"], growth / mib, bound / mib, growth / bound,
                                             "yes" if growth <= bound + 4 * mib else "**no**"))
+    scaling = target_dir / "bench-results" / "scaling.json"
+    if scaling.exists():
+        for name, r in json.loads(scaling.read_text()).items():
+            # "2 cores must give ~2x the throughput of 1": 1.8x or better counts as met.
+            print("| scaling/%s, 2 threads | %.0f req/s | 1 thread | %.0f req/s | %.2f | ~2 (>= 1.8) "
+                  "| %s |" % (name, r["two_threads"], r["one_thread"], r["ratio"],
+                              "yes" if r["ratio"] >= 1.8 else "**no**"))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ use http::request::Parts;
 
 use crate::challenge::{Rejection, is_grpc};
 use crate::claims::Claims;
-use crate::guard::Guard;
 use crate::layer::Authenticated;
 use crate::scope::ScopeSet;
 
@@ -69,15 +68,18 @@ use crate::scope::ScopeSet;
 #[derive(Debug, Clone)]
 pub struct AuthRejection {
     rejection: Rejection,
-    guard: Option<Guard>,
+    realm: Option<&'static str>,
     grpc: bool,
 }
 
 impl AuthRejection {
-    fn new(rejection: Rejection, guard: Option<&Guard>, parts: &Parts) -> Self {
+    fn new(rejection: Rejection, parts: &Parts) -> Self {
         AuthRejection {
             rejection,
-            guard: guard.cloned(),
+            realm: parts
+                .extensions
+                .get::<Authenticated>()
+                .and_then(|ran| ran.realm),
             grpc: is_grpc(&parts.headers),
         }
     }
@@ -98,8 +100,7 @@ impl std::error::Error for AuthRejection {}
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        let realm = self.guard.as_ref().and_then(Guard::realm);
-        self.rejection.to_response(realm, self.grpc)
+        self.rejection.to_response(self.realm, self.grpc)
     }
 }
 
@@ -117,16 +118,13 @@ fn claims_in(parts: &Parts) -> Result<Option<Claims>, AuthRejection> {
             path = parts.uri.path(),
             "bearer-guard extractor used on a route without BearerLayer: request refused"
         );
-        return Err(AuthRejection::new(Rejection::MissingToken, None, parts));
+        return Err(AuthRejection::new(Rejection::MissingToken, parts));
     }
     Ok(parts.extensions.get::<Claims>().cloned())
 }
 
 fn required(parts: &Parts) -> Result<Claims, AuthRejection> {
-    claims_in(parts)?.ok_or_else(|| {
-        let guard = parts.extensions.get::<Authenticated>().map(|ran| &ran.0);
-        AuthRejection::new(Rejection::MissingToken, guard, parts)
-    })
+    claims_in(parts)?.ok_or_else(|| AuthRejection::new(Rejection::MissingToken, parts))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Claims {
@@ -192,8 +190,7 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
                 outcome = "insufficient_scope",
                 "scope check failed"
             );
-            let guard = parts.extensions.get::<Authenticated>().map(|ran| &ran.0);
-            return Err(AuthRejection::new(insufficient.into(), guard, parts));
+            return Err(AuthRejection::new(insufficient.into(), parts));
         }
         Ok(RequireScope {
             claims,

@@ -32,7 +32,8 @@
 //! ```
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Response, Uri};
@@ -60,7 +61,7 @@ pub struct Guard {
 struct GuardInner {
     issuers: Box<[IssuerState]>,
     bearer: BearerPolicy,
-    realm: Option<Box<str>>,
+    realm: Option<&'static str>,
     cache: Option<VerifiedCache>,
 }
 
@@ -254,7 +255,11 @@ impl Guard {
 
     /// The `realm` sent in challenges.
     pub fn realm(&self) -> Option<&str> {
-        self.inner.realm.as_deref()
+        self.inner.realm
+    }
+
+    pub(crate) fn static_realm(&self) -> Option<&'static str> {
+        self.inner.realm
     }
 
     /// The state of each issuer's keys, in configuration order: how fresh they are, when they were
@@ -622,7 +627,7 @@ impl GuardBuilder {
             inner: Arc::new(GuardInner {
                 issuers: issuers.into_boxed_slice(),
                 bearer: self.bearer,
-                realm: self.realm.map(String::into_boxed_str),
+                realm: self.realm.map(intern),
                 cache: (!self.cache.disabled).then(|| VerifiedCache::new(self.cache.config)),
             }),
         })
@@ -696,4 +701,18 @@ pub enum BuildError {
         /// The last fetch error.
         reason: String,
     },
+}
+
+/// A realm as a `&'static str`: the guard marks every request it admits with its realm, and a
+/// static string is copied there without the reference counting that two cores contend on. Each
+/// distinct realm is leaked once per process (guards built again with the same realm reuse it).
+fn intern(realm: String) -> &'static str {
+    static REALMS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut realms = REALMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = realms.get(realm.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(realm.into_boxed_str());
+    realms.insert(leaked);
+    leaked
 }

@@ -57,8 +57,11 @@ use crate::guard::Guard;
 
 /// Marks a request the guard has looked at, so scope checks further in can tell "no token" from
 /// "the guard never ran" (a misconfiguration), and render challenges with the guard's realm.
-#[derive(Clone)]
-pub(crate) struct Authenticated(pub(crate) Guard);
+#[derive(Clone, Copy)]
+pub(crate) struct Authenticated {
+    /// The guard's realm, for challenges rendered further in.
+    pub(crate) realm: Option<&'static str>,
+}
 
 /// A [`Layer`] that authenticates requests with a [`Guard`].
 #[derive(Clone, Debug)]
@@ -176,7 +179,9 @@ fn admit<B, R: Default>(
     if let Some(claims) = claims {
         extensions.insert(claims);
     }
-    extensions.insert(Authenticated(guard.clone()));
+    extensions.insert(Authenticated {
+        realm: guard.static_realm(),
+    });
     Ok(request)
 }
 

@@ -179,8 +179,8 @@ where
 /// The scope decision for one request: `Err` holds the response to send instead.
 fn check<B, R: Default>(policy: &Policy, request: &Request<B>) -> Result<(), Response<R>> {
     let extensions = request.extensions();
-    let guard = extensions.get::<Authenticated>().map(|ran| &ran.0);
-    let realm = guard.and_then(|guard| guard.realm());
+    let guard = extensions.get::<Authenticated>();
+    let realm = guard.and_then(|ran| ran.realm);
     let grpc = is_grpc(request.headers());
     let Some(claims) = extensions.get::<Claims>() else {
         if guard.is_none() {

@@ -86,44 +86,96 @@ fn weigh(token: &Box<str>, cached: &CachedToken) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
+/// Each shard is a moka cache of its own; the smallest a shard may be.
+const MIN_SHARD_BYTES: u64 = 256 * 1024;
+/// At most this many shards.
+const MAX_SHARDS: usize = 64;
+
+/// The cache, split into independent shards so that threads looking up different tokens touch
+/// different moka instances. A moka lookup records the read in a queue shared by the whole cache
+/// (for its eviction policy); with one instance, two cores looking up different tokens contended
+/// on that queue and gave less throughput than one core (`benches/scaling.rs`).
 pub(crate) struct VerifiedCache {
     // Hashing the token is the largest part of a hit: SipHash (std's default) is a fifth of it on
     // an RS256 token; foldhash, still randomly seeded per process, a fraction of that.
-    entries: Cache<Box<str>, CachedToken, RandomState>,
+    shards: Box<[Cache<Box<str>, CachedToken, RandomState>]>,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        let entries = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(weigh)
-            .expire_after(UntilExpiry {
-                cap: config.max_entry_lifetime,
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let by_size = usize::try_from(config.max_bytes / MIN_SHARD_BYTES).unwrap_or(MAX_SHARDS);
+        // A power of two, so that a shard is chosen with a shift.
+        let count = prev_power_of_two((cores * 4).min(by_size).clamp(1, MAX_SHARDS));
+        let per_shard = config.max_bytes / count as u64;
+        let shards = (0..count)
+            .map(|_| {
+                Cache::builder()
+                    .max_capacity(per_shard)
+                    .weigher(weigh)
+                    .expire_after(UntilExpiry {
+                        cap: config.max_entry_lifetime,
+                    })
+                    .build_with_hasher(RandomState::default())
             })
-            .build_with_hasher(RandomState::default());
-        VerifiedCache { entries }
+            .collect();
+        VerifiedCache { shards }
+    }
+
+    /// The shard a token belongs to, from the token's last bytes. Only verified tokens are ever
+    /// inserted, and their last bytes are signature bytes, which nobody but the issuer chooses;
+    /// a lookup of any other token is a miss in whichever shard it lands.
+    fn shard(&self, token: &str) -> &Cache<Box<str>, CachedToken, RandomState> {
+        let bytes = token.as_bytes();
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        let mixed = u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bits = self.shards.len().trailing_zeros();
+        // `bits` is 0..=6: the shift keeps the top `bits` bits, an index below `shards.len()`.
+        let index = if bits == 0 {
+            0
+        } else {
+            (mixed >> (64 - bits)) as usize
+        };
+        &self.shards[index]
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<CachedToken> {
-        self.entries.get(token)
+        self.shard(token).get(token)
     }
 
     pub(crate) fn insert(&self, token: &str, cached: CachedToken) {
-        self.entries.insert(token.into(), cached);
+        self.shard(token).insert(token.into(), cached);
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        self.entries.invalidate(token);
+        self.shard(token).invalidate(token);
     }
 
     /// Total weight in bytes (after pending maintenance has run).
     pub(crate) fn weighted_size(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.weighted_size()
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard.run_pending_tasks();
+                shard.weighted_size()
+            })
+            .sum()
     }
 
     pub(crate) fn entry_count(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard.run_pending_tasks();
+                shard.entry_count()
+            })
+            .sum()
     }
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
 }
