@@ -175,7 +175,9 @@ impl JwksOptions {
 
     /// Allow plain `http://` issuer, metadata and JWKS URLs on hosts other than loopback (default:
     /// refused, since anyone on the path could then substitute the keys). Loopback addresses
-    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed, for tests and sidecars.
+    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed, for tests and sidecars; note that
+    /// the default HTTP client honours `HTTP_PROXY`, so list them in `NO_PROXY` (or pass a client
+    /// built with `no_proxy()`) if a proxy is set and plain `http` must not leave the host.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.limits.allow_insecure_http = allow;
         self
