@@ -104,7 +104,7 @@ impl IntoResponse for AuthRejection {
     }
 }
 
-/// Renders without a realm; prefer [`Guard::reject`] when the guard is at hand.
+/// Renders without a realm; prefer [`Guard::reject`](crate::Guard::reject) when the guard is at hand.
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         self.to_response(None, false)
