@@ -55,12 +55,7 @@ impl Api {
             .build()
             .await
             .expect("guard builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        let app = example::app(guard.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = support::serve(example::app(guard.clone())).await;
         let http = reqwest::Client::builder()
             .timeout(BOUND * 5)
             .build()

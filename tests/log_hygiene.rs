@@ -72,9 +72,7 @@ async fn logs_never_contain_the_token() {
         .build()
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, example::app(guard)).await });
+    let base = support::serve(example::app(guard)).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

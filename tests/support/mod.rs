@@ -318,3 +318,13 @@ async fn jwks(shared: &Shared, headers: &HeaderMap) -> Response {
     }
     response
 }
+
+/// Serve `app` on `127.0.0.1:0` for the rest of the test; its base URL, `http://127.0.0.1:PORT`.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let base = format!("http://{}", listener.local_addr().expect("local addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
