@@ -13,29 +13,11 @@ mod example;
 #[path = "unguarded.rs"]
 mod unguarded;
 
-use bearer_guard::testing::TestIssuer;
-use bearer_guard::{Guard, Issuer};
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:0".to_owned());
-    let (billing, reporting) = (example::DEMO_BILLING, example::DEMO_REPORTING);
-    let issuer = TestIssuer::builder()
-        .audience(example::DEMO_AUDIENCE)
-        .client(billing.0, billing.1, billing.2.iter().copied())
-        .client(reporting.0, reporting.1, reporting.2.iter().copied())
-        .start()
-        .await?;
-    let guard = Guard::builder()
-        .issuer(
-            Issuer::new(issuer.issuer_url())
-                .audience(example::DEMO_AUDIENCE)
-                .discover()
-                .require_rfc9068(true),
-        )
-        .realm("payments")
-        .build()
-        .await?;
+    let billing = example::DEMO_BILLING;
+    let (guard, issuer) = example::embedded_demo().await?;
     let app = unguarded::payments("/unguarded/payments").merge(example::app(guard));
 
     let listener = tokio::net::TcpListener::bind(bind).await?;

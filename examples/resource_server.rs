@@ -154,23 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("JWKS_URI needs ISSUER too (the exact `iss` to accept)".into());
         }
         (Err(_), Err(_)) => {
-            let (billing, reporting) = (DEMO_BILLING, DEMO_REPORTING);
-            let issuer = TestIssuer::builder()
-                .audience(DEMO_AUDIENCE)
-                .client(billing.0, billing.1, billing.2.iter().copied())
-                .client(reporting.0, reporting.1, reporting.2.iter().copied())
-                .start()
-                .await?;
-            let guard = Guard::builder()
-                .issuer(
-                    Issuer::new(issuer.issuer_url())
-                        .audience(DEMO_AUDIENCE)
-                        .discover()
-                        .require_rfc9068(true),
-                )
-                .realm("payments")
-                .build()
-                .await?;
+            let (guard, issuer) = embedded_demo().await?;
             (guard, Some(issuer))
         }
     };
@@ -193,4 +177,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     axum::serve(listener, app(guard)).await?;
     Ok(())
+}
+
+/// The embedded default: a loopback `TestIssuer` with the demo clients, and a guard that trusts
+/// it through discovery, in RFC 9068 strict mode. Keep the issuer alive as long as the guard.
+pub async fn embedded_demo() -> Result<(Guard, TestIssuer), Box<dyn std::error::Error>> {
+    let (billing, reporting) = (DEMO_BILLING, DEMO_REPORTING);
+    let issuer = TestIssuer::builder()
+        .audience(DEMO_AUDIENCE)
+        .client(billing.0, billing.1, billing.2.iter().copied())
+        .client(reporting.0, reporting.1, reporting.2.iter().copied())
+        .start()
+        .await?;
+    let guard = Guard::builder()
+        .issuer(
+            Issuer::new(issuer.issuer_url())
+                .audience(DEMO_AUDIENCE)
+                .discover()
+                .require_rfc9068(true),
+        )
+        .realm("payments")
+        .build()
+        .await?;
+    Ok((guard, issuer))
 }
