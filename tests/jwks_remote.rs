@@ -784,10 +784,20 @@ async fn a_hanging_server_never_hangs_a_request() {
         "{waited:?}"
     );
 
-    // The server is known to be failing now: answered at once.
-    let second = Instant::now();
-    assert!(unavailable(guard.verify(&token).await).is_some());
-    assert!(second.elapsed() < Duration::from_millis(100));
+    // The server is known to be failing now: answered at once, also while the retries (due
+    // every 20-100 ms, each hanging for the fetch timeout) run in the background.
+    let deadline = Instant::now() + PATIENCE;
+    while guard.key_status()[0].consecutive_failures < 3 {
+        assert!(Instant::now() < deadline, "timed out waiting for retries");
+        let asked = Instant::now();
+        assert!(unavailable(guard.verify(&token).await).is_some());
+        assert!(
+            asked.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            asked.elapsed()
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
@@ -910,6 +920,44 @@ fn keys_come_back_when_the_retry_timers_runtime_is_gone() {
     second.block_on(async {
         eventually(PATIENCE, "keys after the server recovers", || async {
             guard.verify(&token).await.is_ok()
+        })
+        .await;
+    });
+}
+
+/// A refresh spawned on a runtime that is then dropped before the fetch ever runs must not stay
+/// "in flight" for ever: the next runtime's requests start a fetch of their own.
+#[test]
+fn a_fetch_dropped_with_its_runtime_does_not_block_later_fetches() {
+    let key = key();
+    let token = token(&key);
+    let server = tokio::runtime::Runtime::new().expect("server runtime");
+    let idp = server.block_on(Idp::start(&[&key]));
+    // TTL zero: every request finds the set due for a refresh.
+    idp.cache_control(Some("no-store"));
+    let options = quick().ttl_bounds(Duration::ZERO, Duration::from_secs(3600));
+
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let guard = first.block_on(guard(&idp, options));
+    let fetched = idp.fetches();
+    // Verifies on the cached set and spawns a refresh; `block_on` returns before the spawned
+    // task is polled, and dropping the runtime drops the task unrun.
+    first
+        .block_on(guard.verify(&token))
+        .expect("verifies on the cached set");
+    drop(first);
+    assert_eq!(idp.fetches(), fetched, "the refresh never ran");
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        eventually(PATIENCE, "a refetch on the second runtime", || async {
+            guard.verify(&token).await.is_ok() && idp.fetches() > fetched
         })
         .await;
     });

@@ -60,7 +60,7 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -357,6 +357,9 @@ struct Shared {
     /// Mirrors `control.retry`: when the next attempt is due, in nanoseconds since `epoch` (0: no
     /// failure pending), so the request path can skip the lock while fetches back off.
     retry_due: AtomicU64,
+    /// A retry timer task is waiting. Not in `control`: the timer's drop guard clears it, and
+    /// tokio may drop a task inside `spawn` (runtime shut down) while `control` is locked.
+    retry_timer_pending: AtomicBool,
     /// Counts successful fetches; start-up waits on it.
     stored: watch::Sender<u64>,
     /// The cached set as the verified-token cache sees it, without touching `cache`: its
@@ -390,7 +393,6 @@ struct Control {
     last_unknown_kid_fetch: Option<Instant>,
     /// Set while fetches fail: when the next attempt is due and the current backoff.
     retry: Option<Retry>,
-    retry_timer_pending: bool,
     key_count: usize,
     fetched_at: Option<(Instant, SystemTime)>,
     ttl: Duration,
@@ -502,6 +504,7 @@ impl RemoteKeys {
                 options,
                 cache,
                 retry_due: AtomicU64::new(0),
+                retry_timer_pending: AtomicBool::new(false),
                 stored: watch::Sender::new(0),
                 epoch: Instant::now(),
                 generation: AtomicU64::new(0),
@@ -564,8 +567,8 @@ impl RemoteKeys {
                     tracing::debug!(issuer = %shared.issuer, outcome = "skipped", reason = "fetches failing", "unknown kid: no refetch");
                     return None;
                 }
-                match &control.flight {
-                    Some(flight) => (flight.clone(), true),
+                match control.live_flight().cloned() {
+                    Some(flight) => (flight, true),
                     None => {
                         let now = Instant::now();
                         let cooling = control.last_unknown_kid_fetch.is_some_and(|last| {
@@ -598,7 +601,7 @@ impl RemoteKeys {
     pub(crate) fn start_prefetch(&self) {
         let shared = &self.shared;
         let mut control = lock(&shared.control);
-        let idle = control.flight.is_none() && control.retry.is_none();
+        let idle = control.live_flight().is_none() && control.retry.is_none();
         if idle && !shared.cache.contains_key(&()) {
             shared.start_flight(&mut control, FetchReason::Startup);
         }
@@ -677,7 +680,7 @@ impl Shared {
         control: &mut Control,
         reason: FetchReason,
     ) -> Option<watch::Receiver<Flight>> {
-        if let Some(flight) = &control.flight {
+        if let Some(flight) = control.live_flight() {
             return Some(flight.clone());
         }
         let reason = match control.retry {
@@ -691,14 +694,16 @@ impl Shared {
     async fn keys_for_empty_cache(self: &Arc<Self>) -> Result<Arc<KeySet>, TokenError> {
         let flight = {
             let mut control = lock(&self.control);
-            if control.flight.is_none() && self.cache.contains_key(&()) {
+            if control.live_flight().is_none() && self.cache.contains_key(&()) {
                 // A fetch stored a set between our read and the lock.
                 None
             } else {
+                let failing = control.retry.is_some();
                 match self.start_due_fetch(&mut control, FetchReason::NoKeys) {
-                    Some(flight) => Some(flight),
-                    // Backing off: answer at once rather than wait on a failing server.
-                    None => return Err(self.unavailable_locked(&control)),
+                    Some(flight) if !failing => Some(flight),
+                    // Failing: a due retry runs in the background, and this request is answered
+                    // at once rather than made to wait on a server known to fail.
+                    _ => return Err(self.unavailable_locked(&control)),
                 }
             }
         };
@@ -928,8 +933,7 @@ impl Shared {
             retry_in_ms = backoff.as_millis() as u64,
             "JWKS fetch failed"
         );
-        if !control.retry_timer_pending {
-            control.retry_timer_pending = true;
+        if !self.retry_timer_pending.swap(true, Ordering::AcqRel) {
             self.schedule_retry(at);
         }
     }
@@ -948,8 +952,9 @@ impl Shared {
         }
         impl Drop for PendingTimer {
             fn drop(&mut self) {
+                // No lock here: this may run inside `spawn`, under the caller's lock.
                 if let (true, Some(shared)) = (self.armed, self.source.upgrade()) {
-                    lock(&shared.control).retry_timer_pending = false;
+                    shared.retry_timer_pending.store(false, Ordering::Release);
                 }
             }
         }
@@ -964,19 +969,36 @@ impl Shared {
                 return;
             };
             let mut control = lock(&shared.control);
-            control.retry_timer_pending = false;
-            match control.retry {
+            let retry = control.retry;
+            match retry {
                 Some(retry) if retry.at > Instant::now() => {
-                    // A later failure pushed the attempt back.
-                    control.retry_timer_pending = true;
+                    // A later failure pushed the attempt back; this timer stays the pending one.
                     shared.schedule_retry(retry.at);
                 }
-                Some(_) if control.flight.is_none() => {
-                    shared.start_flight(&mut control, FetchReason::Retry);
+                Some(_) => {
+                    shared.retry_timer_pending.store(false, Ordering::Release);
+                    if control.live_flight().is_none() {
+                        shared.start_flight(&mut control, FetchReason::Retry);
+                    }
                 }
-                _ => {}
+                None => shared.retry_timer_pending.store(false, Ordering::Release),
             }
         });
+    }
+}
+
+impl Control {
+    /// The fetch in flight, forgetting one whose task is gone without ending itself (dropped with
+    /// its runtime, possibly before it ever ran): its sender is gone, so nobody will answer.
+    fn live_flight(&mut self) -> Option<&watch::Receiver<Flight>> {
+        if self
+            .flight
+            .as_ref()
+            .is_some_and(|flight| flight.has_changed().is_err())
+        {
+            self.flight = None;
+        }
+        self.flight.as_ref()
     }
 }
 
