@@ -516,7 +516,8 @@ impl GuardBuilder {
         self
     }
 
-    /// The `realm` of the challenges (default: none).
+    /// The `realm` of the challenges (default: none). A fixed configuration value: each distinct
+    /// realm string is kept for the life of the process.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
         self
