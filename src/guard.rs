@@ -362,7 +362,9 @@ impl Issuer {
     /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery) or, failing that,
     /// from the RFC 8414 document (`/.well-known/oauth-authorization-server` inserted before the
     /// issuer's path). The metadata's `issuer` must equal this issuer exactly. The issuer must
-    /// then be an `http(s)` URL. Replaces any earlier key source of this issuer.
+    /// then be an `http(s)` URL. After a failed key fetch the metadata is read again, so an issuer
+    /// that moves its `jwks_uri` is followed; if the metadata cannot be read, the last known
+    /// `jwks_uri` is fetched. Replaces any earlier key source of this issuer.
     pub fn discover(mut self) -> Self {
         self.keys = Some(KeyConfig::Remote(JwksLocation::Discover));
         self

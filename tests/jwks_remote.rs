@@ -962,3 +962,77 @@ fn a_fetch_dropped_with_its_runtime_does_not_block_later_fetches() {
         .await;
     });
 }
+
+/// An issuer that moves its keys (the metadata names a new `jwks_uri`, the old one answers 404)
+/// is followed: a failed fetch of a discovered `jwks_uri` reads the metadata again.
+#[tokio::test]
+async fn a_moved_jwks_uri_is_rediscovered() {
+    let (old, new) = (key(), key());
+    let idp = Idp::start(&[&old]).await;
+    let issuer = idp.base().to_owned();
+    let guard = Guard::builder()
+        .issuer(
+            Issuer::new(&issuer)
+                .audience(AUD)
+                .discover()
+                .jwks_options(quick().unknown_kid_cooldown(Duration::ZERO)),
+        )
+        .require_keys_at_startup(true)
+        .build()
+        .await
+        .expect("builds");
+    let old_token = old.token(&issuer, AUD).sign().unwrap();
+    guard.verify(&old_token).await.expect("verifies");
+
+    idp.publish(&[&new]);
+    idp.move_keys();
+    idp.behave(Behaviour::Status(404));
+    let new_token = new.token(&issuer, AUD).sign().unwrap();
+    eventually(PATIENCE, "the new key from the moved jwks_uri", || async {
+        guard.verify(&new_token).await.is_ok()
+    })
+    .await;
+    assert!(idp.count("/jwks-moved") >= 1);
+    assert!(
+        guard.key_status()[0]
+            .jwks_uri
+            .as_deref()
+            .is_some_and(|uri| uri.ends_with("/jwks-moved"))
+    );
+}
+
+/// Reading the metadata again after a failed fetch must not make the keys depend on the metadata
+/// endpoint: when it is down, the last known `jwks_uri` is fetched.
+#[tokio::test]
+async fn an_unreachable_metadata_endpoint_falls_back_to_the_known_jwks_uri() {
+    let (old, new) = (key(), key());
+    let idp = Idp::start(&[&old]).await;
+    let issuer = idp.base().to_owned();
+    let guard = Guard::builder()
+        .issuer(
+            Issuer::new(&issuer)
+                .audience(AUD)
+                .discover()
+                .jwks_options(quick().unknown_kid_cooldown(Duration::ZERO)),
+        )
+        .require_keys_at_startup(true)
+        .build()
+        .await
+        .expect("builds");
+
+    idp.discovery(false, false);
+    idp.behave(Behaviour::Status(500));
+    idp.publish(&[&new]);
+    let new_token = new.token(&issuer, AUD).sign().unwrap();
+    assert!(guard.verify(&new_token).await.is_err());
+    eventually(PATIENCE, "a failed fetch", || async {
+        guard.key_status()[0].consecutive_failures >= 1
+    })
+    .await;
+
+    idp.behave(Behaviour::Serve);
+    eventually(PATIENCE, "the new key from the known jwks_uri", || async {
+        guard.verify(&new_token).await.is_ok()
+    })
+    .await;
+}

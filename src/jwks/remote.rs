@@ -386,8 +386,11 @@ struct CachedKeys {
 struct Control {
     /// The fetch in flight, if any: everyone who needs its result subscribes here.
     flight: Option<watch::Receiver<Flight>>,
-    /// Configured, or found by discovery (then kept).
+    /// Configured, or found by discovery.
     jwks_uri: Option<Url>,
+    /// The discovered `jwks_uri` failed: read the metadata again on the next attempt, in case
+    /// the issuer moved its keys.
+    rediscover: bool,
     /// The set most recently stored, to tell whether a caller's set is outdated.
     latest: Weak<KeySet>,
     last_unknown_kid_fetch: Option<Instant>,
@@ -793,17 +796,33 @@ impl Shared {
 
     async fn fetch(&self, previous: Option<&CachedKeys>) -> Result<(Fetched, u16), FetchError> {
         let limits = &self.options.limits;
-        let known = lock(&self.control).jwks_uri.clone();
-        let jwks_uri = match (known, &self.location) {
-            (Some(uri), _) => uri,
-            (None, Location::Discover(issuer_url)) => {
-                let uri =
-                    discovery::discover_jwks_uri(&self.client, &self.issuer, issuer_url, limits)
-                        .await?;
-                lock(&self.control).jwks_uri = Some(uri.clone());
-                uri
+        let (known, rediscover) = {
+            let control = lock(&self.control);
+            (control.jwks_uri.clone(), control.rediscover)
+        };
+        let jwks_uri = match (&self.location, known) {
+            (Location::Discover(_), Some(uri)) if !rediscover => uri,
+            (Location::Discover(issuer_url), known) => {
+                match discovery::discover_jwks_uri(&self.client, &self.issuer, issuer_url, limits)
+                    .await
+                {
+                    Ok(uri) => {
+                        let mut control = lock(&self.control);
+                        control.jwks_uri = Some(uri.clone());
+                        control.rediscover = false;
+                        uri
+                    }
+                    // The metadata cannot be read now; the last known key location may answer.
+                    Err(error) => match known {
+                        Some(uri) => {
+                            tracing::debug!(issuer = %self.issuer, %error, "rediscovery failed; fetching the last known jwks_uri");
+                            uri
+                        }
+                        None => return Err(error),
+                    },
+                }
             }
-            (None, Location::Jwks(uri)) => uri.clone(),
+            (Location::Jwks(uri), _) => uri.clone(),
         };
         let etag = previous.and_then(|entry| entry.etag.as_ref());
         let document = get_document(&self.client, &jwks_uri, etag, limits).await?;
@@ -914,6 +933,11 @@ impl Shared {
         // Ended under the same lock that schedules the retry, so the retry timer can never
         // see this finished fetch as still running and skip its attempt.
         end_flight(&mut control, own);
+        if matches!(self.location, Location::Discover(_))
+            && !matches!(error, FetchError::Discovery(_))
+        {
+            control.rediscover = true;
+        }
         control.last_error = Some((error.to_string(), SystemTime::now()));
         control.consecutive_failures = control.consecutive_failures.saturating_add(1);
         let backoff = match control.retry {

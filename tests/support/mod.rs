@@ -66,6 +66,8 @@ struct Config {
     serve_oidc: bool,
     serve_rfc8414: bool,
     metadata_issuer: Option<String>,
+    /// The metadata's `jwks_uri` names `/jwks-moved` instead of `/jwks`.
+    keys_moved: bool,
 }
 
 struct Shared {
@@ -108,6 +110,7 @@ impl Idp {
                 serve_oidc: true,
                 serve_rfc8414: true,
                 metadata_issuer: None,
+                keys_moved: false,
             }),
             hits: Mutex::new(Vec::new()),
             seen: watch::Sender::new(0),
@@ -155,6 +158,12 @@ impl Idp {
     }
 
     /// Make metadata documents name this issuer instead of their own.
+    /// From now on the metadata names `/jwks-moved` as the `jwks_uri` (which always serves the
+    /// published keys).
+    pub fn move_keys(&self) {
+        locked(&self.shared.config).keys_moved = true;
+    }
+
     pub fn metadata_issuer(&self, issuer: &str) {
         locked(&self.shared.config).metadata_issuer = Some(issuer.to_owned());
     }
@@ -259,7 +268,11 @@ async fn respond(shared: &Shared, path: &str, headers: &HeaderMap) -> Response {
         .unwrap_or_else(|| format!("{}{issuer_path}", shared.base));
     axum::Json(json!({
         "issuer": issuer,
-        "jwks_uri": format!("{}/jwks", shared.base),
+        "jwks_uri": format!(
+            "{}/{}",
+            shared.base,
+            if config.keys_moved { "jwks-moved" } else { "jwks" }
+        ),
         "token_endpoint": format!("{}/token", shared.base),
         "grant_types_supported": ["client_credentials"],
     }))
