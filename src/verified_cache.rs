@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use foldhash::quality::RandomState;
 use moka::Expiry;
-use moka::sync::Cache;
+use moka::sync::{Cache, SegmentedCache};
 
 use crate::claims::Claims;
 use crate::validate;
@@ -86,92 +86,60 @@ fn weigh(token: &Box<str>, cached: &CachedToken) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
-/// Each shard is a moka cache of its own; the smallest a shard may be.
-const MIN_SHARD_BYTES: u64 = 256 * 1024;
-/// At most this many shards.
-const MAX_SHARDS: usize = 64;
+/// The cache is a moka `SegmentedCache`; the smallest a segment may be.
+const MIN_SEGMENT_BYTES: u64 = 256 * 1024;
+/// At most this many segments.
+const MAX_SEGMENTS: usize = 64;
 
-/// The cache, split into independent shards so that threads looking up different tokens touch
-/// different moka instances. A moka lookup records the read in a queue shared by the whole cache
-/// (for its eviction policy); with one instance, two cores looking up different tokens contended
-/// on that queue and gave less throughput than one core (`benches/scaling.rs`).
+/// The cache, split into moka segments (independent caches chosen by the token's hash) so that
+/// threads looking up different tokens mostly touch different ones. A moka lookup records the
+/// read in a queue shared by the whole (unsegmented) cache, for its eviction policy; with one
+/// segment, two cores looking up different tokens contended on that queue and gave less
+/// throughput than one core (`benches/scaling.rs`).
 pub(crate) struct VerifiedCache {
     // Hashing the token is the largest part of a hit: SipHash (std's default) is a fifth of it on
     // an RS256 token; foldhash, still randomly seeded per process, a fraction of that.
-    shards: Box<[Cache<Box<str>, CachedToken, RandomState>]>,
+    entries: SegmentedCache<Box<str>, CachedToken, RandomState>,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let by_size = usize::try_from(config.max_bytes / MIN_SHARD_BYTES).unwrap_or(MAX_SHARDS);
-        // A power of two, so that a shard is chosen with a shift.
-        let count = prev_power_of_two((cores * 4).min(by_size).clamp(1, MAX_SHARDS));
-        let per_shard = config.max_bytes / count as u64;
-        let shards = (0..count)
-            .map(|_| {
-                Cache::builder()
-                    .max_capacity(per_shard)
-                    .weigher(weigh)
-                    .expire_after(UntilExpiry {
-                        cap: config.max_entry_lifetime,
-                    })
-                    .build_with_hasher(RandomState::default())
+        let by_size = usize::try_from(config.max_bytes / MIN_SEGMENT_BYTES).unwrap_or(MAX_SEGMENTS);
+        // A power of two (moka would round up), each segment holding its share of the bound.
+        let segments = prev_power_of_two((cores * 4).min(by_size).clamp(1, MAX_SEGMENTS));
+        let entries = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(weigh)
+            .expire_after(UntilExpiry {
+                cap: config.max_entry_lifetime,
             })
-            .collect();
-        VerifiedCache { shards }
-    }
-
-    /// The shard a token belongs to, from the token's last bytes. Only verified tokens are ever
-    /// inserted, and their last bytes are signature bytes, which nobody but the issuer chooses;
-    /// a lookup of any other token is a miss in whichever shard it lands.
-    fn shard(&self, token: &str) -> &Cache<Box<str>, CachedToken, RandomState> {
-        let bytes = token.as_bytes();
-        let tail = &bytes[bytes.len().saturating_sub(8)..];
-        let mut word = [0u8; 8];
-        word[..tail.len()].copy_from_slice(tail);
-        let mixed = u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let bits = self.shards.len().trailing_zeros();
-        // `bits` is 0..=6: the shift keeps the top `bits` bits, an index below `shards.len()`.
-        let index = if bits == 0 {
-            0
-        } else {
-            (mixed >> (64 - bits)) as usize
-        };
-        &self.shards[index]
+            .segments(segments)
+            .build_with_hasher(RandomState::default());
+        VerifiedCache { entries }
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<CachedToken> {
-        self.shard(token).get(token)
+        self.entries.get(token)
     }
 
     pub(crate) fn insert(&self, token: &str, cached: CachedToken) {
-        self.shard(token).insert(token.into(), cached);
+        self.entries.insert(token.into(), cached);
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        self.shard(token).invalidate(token);
+        self.entries.invalidate(token);
     }
 
     /// Total weight in bytes (after pending maintenance has run).
     pub(crate) fn weighted_size(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|shard| {
-                shard.run_pending_tasks();
-                shard.weighted_size()
-            })
-            .sum()
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 
     pub(crate) fn entry_count(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|shard| {
-                shard.run_pending_tasks();
-                shard.entry_count()
-            })
-            .sum()
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
     }
 }
 
