@@ -95,13 +95,9 @@ impl BearerPolicy {
         if values.next().is_some() {
             return Err(BearerError::MultipleHeaders);
         }
+        // "Bearer" 1*SP token. The size limit is the token's, checked once the scheme is known to
+        // be ours: a large credential of another scheme (a Kerberos ticket) is not a bearer token.
         let value = value.as_bytes();
-        // "Bearer" 1*SP token: the limit applies to the token, plus room for the scheme.
-        if value.len() > self.max_token_bytes.saturating_add(64) {
-            return Err(BearerError::TooLarge {
-                limit: self.max_token_bytes,
-            });
-        }
         let Some(separator) = value.iter().position(|byte| *byte == b' ') else {
             // A lone scheme word: "Bearer" with no token is malformed; any other scheme is simply
             // not ours.

@@ -167,6 +167,9 @@ impl Guard {
             }
             selected => selected?,
         };
+        // Waiting for keys can take seconds: the token must be unexpired now, not only on arrival.
+        let now = validate::now();
+        validate::check_expiry(&unverified, &issuer.policy, now)?;
         validate::verify_signature(&unverified, verifier)?;
 
         let algorithm = unverified.algorithm;
@@ -436,6 +439,11 @@ impl Issuer {
         let wants_hmac = self.algorithms.iter().any(Algorithm::is_hmac);
         let keys = match keys {
             KeyConfig::Static(keys) => {
+                // A JWK Set whose every key was skipped (encryption keys, unsupported curves, weak
+                // RSA) would answer every client 401 for a server-side mistake.
+                if keys.is_empty() {
+                    return Err(BuildError::NoUsableKeys { issuer });
+                }
                 if wants_hmac && !keys.has_secret() {
                     return Err(BuildError::HmacWithoutSecret { issuer });
                 }
@@ -668,6 +676,13 @@ pub enum BuildError {
     /// An issuer without keys.
     #[error("issuer {issuer} has no key source")]
     NoKeySource {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A static key set with no usable key, for example a JWK Set whose keys are all for
+    /// encryption, too weak or of an unsupported type.
+    #[error("issuer {issuer} has a static key set with no usable key")]
+    NoUsableKeys {
         /// The issuer.
         issuer: String,
     },

@@ -547,10 +547,7 @@ pub(crate) fn check_claims(
     let claims = &token.claims;
     let leeway = policy.leeway;
 
-    let exp = claims.exp.ok_or(TokenError::MissingClaim("exp"))?;
-    if now >= exp.0 + leeway {
-        return Err(TokenError::Expired);
-    }
+    let exp = check_expiry(token, policy, now)?;
     if let Some(nbf) = claims.nbf
         && nbf.0 > now + leeway
     {
@@ -594,6 +591,19 @@ pub(crate) fn check_claims(
         }
     }
     Ok(())
+}
+
+/// `exp` is present and, with the leeway, not yet past at `now`; returns it.
+pub(crate) fn check_expiry(
+    token: &UnverifiedToken<'_>,
+    policy: &ClaimsPolicy,
+    now: f64,
+) -> Result<NumericDate, TokenError> {
+    let exp = token.claims.exp.ok_or(TokenError::MissingClaim("exp"))?;
+    if now >= exp.0 + policy.leeway {
+        return Err(TokenError::Expired);
+    }
+    Ok(exp)
 }
 
 /// A `typ` value without its optional `application/` prefix (RFC 7515 §4.1.9).

@@ -74,6 +74,14 @@ async fn other_schemes_are_no_credentials() {
 }
 
 #[tokio::test]
+async fn a_large_credential_of_another_scheme_is_no_credentials() {
+    // A Kerberos ticket is often larger than the bearer size limit; it is still not ours.
+    let guard = guard(false).await;
+    let negotiate = format!("Negotiate {}", "YII".repeat(6 * 1024));
+    assert_eq!(authenticate(&guard, &[&negotiate]).await, Ok(false));
+}
+
+#[tokio::test]
 async fn rejects_duplicate_authorization_headers() {
     let guard = guard(false).await;
     let token = key().token(ISS, AUD).sign().unwrap();

@@ -169,6 +169,48 @@ async fn concurrent_unknown_kid_requests_share_one_refetch() {
     assert_eq!(idp.fetches(), 2);
 }
 
+#[tokio::test]
+async fn a_token_that_expires_while_keys_are_fetched_is_rejected() {
+    let (old, new) = (key(), key());
+    let idp = Idp::start(&[&old]).await;
+    let guard = Guard::builder()
+        .issuer(issuer(&idp, quick().fetch_timeout(PATIENCE)).leeway(Duration::ZERO))
+        .require_keys_at_startup(true)
+        .build()
+        .await
+        .expect("guard builds");
+    idp.publish(&[&old, &new]);
+    idp.hold();
+
+    // Valid on arrival; its new key sends it to a refetch that the server holds past `exp`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let exp = now + Duration::from_millis(300);
+    let token = new
+        .token(ISS, AUD)
+        .claim("exp", exp.as_secs_f64())
+        .sign()
+        .expect("token");
+    let request = tokio::spawn({
+        let guard = guard.clone();
+        async move { guard.verify(&token).await.map(|_| ()) }
+    });
+    idp.wait_for_requests(2, PATIENCE).await;
+    // Waiting for the clock is the point of this test, not synchronisation.
+    let expiry = std::time::UNIX_EPOCH + exp + Duration::from_millis(20);
+    if let Ok(left) = expiry.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+    idp.release();
+    assert_eq!(
+        request.await.expect("request task"),
+        Err(TokenError::Expired),
+        "the token expired while its key was fetched"
+    );
+    assert_eq!(idp.fetches(), 2, "the refetch did happen");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_once_per_cooldown() {
     let cooldown = Duration::from_millis(1000);

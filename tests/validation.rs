@@ -207,6 +207,23 @@ async fn hmac_algorithms_require_an_explicit_secret() {
 }
 
 #[tokio::test]
+async fn a_static_key_set_without_a_usable_key_is_a_configuration_error() {
+    // Every key is skipped: one for encryption, one on a curve nobody signs access tokens with.
+    let mut encryption = rsa().public_jwk();
+    encryption["use"] = json!("enc");
+    let jwks =
+        json!({ "keys": [encryption, { "kty": "EC", "crv": "P-521", "x": "AA", "y": "AA" }] });
+    let keys = KeySet::from_jwks_json(jwks.to_string()).unwrap();
+    assert!(keys.is_empty());
+    let err = Guard::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).keys(keys))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NoUsableKeys { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn every_hmac_algorithm_verifies_with_a_long_enough_secret() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let key = key(alg);
