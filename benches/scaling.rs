@@ -106,7 +106,13 @@ fn main() {
         assert_eq!(response.status(), 200);
     };
     // One client on many connections; then each thread serves its own `CLIENTS` clients in turn.
-    let same_token = |_: usize, _: usize| call(&authorizations[0]);
+    // The same token, but each thread its own header bytes, as each connection has on a server:
+    // a cloned `HeaderValue` shares one reference count, which would be this bench's contention,
+    // not the guard's.
+    let one_token: Vec<http::HeaderValue> = (0..2)
+        .map(|_| http::HeaderValue::from_bytes(authorizations[0].as_bytes()).expect("header"))
+        .collect();
+    let same_token = |thread: usize, _: usize| call(&one_token[thread % 2]);
     let own_token = |thread: usize, n: usize| call(&authorizations[client(thread, n)]);
     let cached_guard = support::guard(&key, true);
     let bare_tokens = support::tokens(&key, 2 * CLIENTS);

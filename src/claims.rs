@@ -50,6 +50,7 @@ pub struct Claims {
     inner: Arc<ClaimsInner>,
 }
 
+#[derive(Clone)]
 struct ClaimsInner {
     issuer: String,
     subject: Option<String>,
@@ -93,6 +94,20 @@ impl Claims {
         Claims {
             inner: Arc::new(inner),
         }
+    }
+
+    /// A copy that shares nothing with `self`, so that threads handing out the same claims do
+    /// not contend on one reference count.
+    pub(crate) fn detached(&self) -> Self {
+        Claims {
+            inner: Arc::new(ClaimsInner::clone(&self.inner)),
+        }
+    }
+
+    /// Whether both are the same allocation.
+    #[cfg(test)]
+    pub(crate) fn shares_with(&self, other: &Claims) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// `iss`: the issuer that signed the token (exactly as configured).

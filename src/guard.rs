@@ -126,9 +126,10 @@ impl Guard {
             )));
         }
         let cache = self.inner.cache.as_ref()?;
-        let hit = cache.get(token)?;
+        let now = validate::now();
+        let hit = cache.get(token, now)?;
         let issuer = self.inner.issuers.get(hit.issuer)?;
-        if validate::now() >= hit.expires_at + issuer.policy.leeway {
+        if now >= hit.expires_at + issuer.policy.leeway {
             cache.remove(token);
             return Some(Err(TokenError::Expired));
         }
@@ -582,6 +583,10 @@ impl GuardBuilder {
     }
 
     /// Bound on the verified-token cache in bytes of tokens and payloads (default 16 MiB).
+    ///
+    /// Each thread that verifies tokens also keeps up to 256 recently used entries of its own in
+    /// front of the shared cache. They normally share memory with the shared entries and only
+    /// hold it beyond the bound for entries the shared cache has already evicted.
     pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
         self.cache.config.max_bytes = max_bytes;
         self

@@ -11,7 +11,19 @@
 //! token was verified against is still the issuer's current one — after any key set change the
 //! token is verified again in full, so a key that disappeared from the JWKS stops a cached token
 //! exactly as it stops a new one.
+//!
+//! In front of the shared moka cache each thread keeps up to 256 recently used entries of its
+//! own (the *front*): a repeated token on a busy thread is then found without touching memory another
+//! core writes. A moka lookup records every read in a queue shared by the threads using that
+//! segment, and handing out one `Claims` from several cores makes them share its reference count;
+//! both kept two cores from serving twice what one serves. Front entries are found by the same
+//! full-token equality, never outlive the shared entry's own limit (`exp`, the lifetime cap), and
+//! go through the same per-request checks.
 
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use foldhash::quality::RandomState;
@@ -61,28 +73,34 @@ pub(crate) struct CachedToken {
     pub(crate) expires_at: f64,
 }
 
-/// Each entry expires when its token does (or at the configured cap).
-struct UntilExpiry {
-    cap: Duration,
+/// A shared entry: the verified token and the time (NumericDate seconds) it may be used until.
+/// The token is the map's own key, shared, so that a thread's front can hold it without a copy.
+#[derive(Clone)]
+struct Entry {
+    token: Arc<str>,
+    cached: CachedToken,
+    until: f64,
 }
 
-impl Expiry<Box<str>, CachedToken> for UntilExpiry {
+/// Each entry expires when its token does (or at the configured cap).
+struct UntilExpiry;
+
+impl Expiry<Arc<str>, Entry> for UntilExpiry {
     fn expire_after_create(
         &self,
-        _token: &Box<str>,
-        cached: &CachedToken,
+        _token: &Arc<str>,
+        entry: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let remaining = (cached.expires_at - validate::now()).max(0.0);
+        let remaining = (entry.until - validate::now()).max(0.0);
         // A far-future `exp` or an unbounded cap must saturate, never panic.
-        Some(Duration::try_from_secs_f64(remaining).map_or(self.cap, |left| left.min(self.cap)))
+        Some(Duration::try_from_secs_f64(remaining).unwrap_or(Duration::MAX))
     }
 }
 
 /// An entry's weight: what it holds, in bytes.
-#[allow(clippy::borrowed_box)] // the signature moka's weigher takes
-fn weigh(token: &Box<str>, cached: &CachedToken) -> u32 {
-    let bytes = token.len() + cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
+fn weigh(token: &Arc<str>, entry: &Entry) -> u32 {
+    let bytes = token.len() + entry.cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
@@ -91,15 +109,65 @@ const MIN_SEGMENT_BYTES: u64 = 256 * 1024;
 /// At most this many segments.
 const MAX_SEGMENTS: usize = 64;
 
+/// Sets in each thread's front; a token's set comes from its hash.
+const FRONT_SETS: usize = 64;
+/// Entries per set. 64 × 4 = 256 entries per thread (24 KiB of slots): room for the tokens of
+/// the clients one thread serves at a time. A slot shares the token and claims of the shared
+/// entry; they outlive it only when the shared cache has evicted it.
+const FRONT_WAYS: usize = 4;
+
+/// Front hits after which an entry gets claims of its own (a copy no other thread touches).
+/// Copying on the first hit made every front miss cost a copy, and with more clients than a
+/// front holds that doubled the cost of a hit.
+const DETACH_AFTER: u32 = 8;
+
+/// A shared entry as a thread's front holds it.
+struct FrontEntry {
+    /// Which cache (guard) the entry belongs to: a thread may serve several guards.
+    cache: u64,
+    /// The token's hash: most slots that do not hold the token are passed over on this alone.
+    tag: u64,
+    entry: Entry,
+    hits: u32,
+}
+
+impl FrontEntry {
+    fn holds(&self, cache: u64, tag: u64, token: &str) -> bool {
+        self.tag == tag && self.cache == cache && *self.entry.token == *token
+    }
+}
+
+struct Front {
+    sets: [[Option<FrontEntry>; FRONT_WAYS]; FRONT_SETS],
+    /// Per set, the way the next new entry replaces when the set is full (round robin).
+    next: [u8; FRONT_SETS],
+}
+
+thread_local! {
+    static FRONT: RefCell<Front> = const {
+        RefCell::new(Front {
+            sets: [const { [const { None }; FRONT_WAYS] }; FRONT_SETS],
+            next: [0; FRONT_SETS],
+        })
+    };
+}
+
+/// Picks a token's front set from its last bytes (the signature's: random for real tokens). One
+/// per process: a token has the same set in every cache, which only the cache identity tells apart.
+static FRONT_HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::default);
+
+/// Gives each cache its own identity in the threads' fronts; never reused.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(0);
+
 /// The cache, split into moka segments (independent caches chosen by the token's hash) so that
-/// threads looking up different tokens mostly touch different ones. A moka lookup records the
-/// read in a queue shared by the whole (unsegmented) cache, for its eviction policy; with one
-/// segment, two cores looking up different tokens contended on that queue and gave less
-/// throughput than one core (`benches/scaling.rs`).
+/// threads looking up different tokens mostly touch different ones, with each thread's front
+/// before it.
 pub(crate) struct VerifiedCache {
     // Hashing the token is the largest part of a hit: SipHash (std's default) is a fifth of it on
     // an RS256 token; foldhash, still randomly seeded per process, a fraction of that.
-    entries: SegmentedCache<Box<str>, CachedToken, RandomState>,
+    entries: SegmentedCache<Arc<str>, Entry, RandomState>,
+    id: u64,
+    max_entry_lifetime: f64,
 }
 
 impl VerifiedCache {
@@ -111,24 +179,115 @@ impl VerifiedCache {
         let entries = Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(weigh)
-            .expire_after(UntilExpiry {
-                cap: config.max_entry_lifetime,
-            })
+            .expire_after(UntilExpiry)
             .segments(segments)
             .build_with_hasher(RandomState::default());
-        VerifiedCache { entries }
+        VerifiedCache {
+            entries,
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            max_entry_lifetime: config.max_entry_lifetime.as_secs_f64(),
+        }
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<CachedToken> {
-        self.entries.get(token)
+    /// The verified entry for `token`, if it may still be used at `now`. The caller still checks
+    /// `exp` with its leeway and the key set generation.
+    pub(crate) fn get(&self, token: &str, now: f64) -> Option<CachedToken> {
+        let slot = front_slot(token);
+        if let Some(cached) = self.front_get(slot, token, now) {
+            return Some(cached);
+        }
+        let entry = self.entries.get(token).filter(|entry| now < entry.until)?;
+        let cached = entry.cached.clone();
+        self.front_put(slot, entry);
+        Some(cached)
     }
 
     pub(crate) fn insert(&self, token: &str, cached: CachedToken) {
-        self.entries.insert(token.into(), cached);
+        let until = cached
+            .expires_at
+            .min(validate::now() + self.max_entry_lifetime);
+        let token: Arc<str> = token.into();
+        let entry = Entry {
+            token: Arc::clone(&token),
+            cached,
+            until,
+        };
+        self.front_put(front_slot(&token), entry.clone());
+        self.entries.insert(token, entry);
     }
 
     pub(crate) fn remove(&self, token: &str) {
+        let slot = front_slot(token);
+        // No front on a thread being torn down: nothing to remove there.
+        let _ = FRONT.try_with(|front| {
+            let mut front = front.borrow_mut();
+            for way in &mut front.sets[slot.set] {
+                if way
+                    .as_ref()
+                    .is_some_and(|held| held.holds(self.id, slot.tag, token))
+                {
+                    *way = None;
+                }
+            }
+        });
         self.entries.invalidate(token);
+    }
+
+    fn front_get(&self, slot: Slot, token: &str, now: f64) -> Option<CachedToken> {
+        FRONT
+            .try_with(|front| {
+                let mut front = front.borrow_mut();
+                let way = front.sets[slot.set].iter_mut().find(|way| {
+                    way.as_ref()
+                        .is_some_and(|held| held.holds(self.id, slot.tag, token))
+                })?;
+                match way {
+                    Some(held) if now < held.entry.until => {
+                        held.hits = held.hits.saturating_add(1);
+                        if held.hits == DETACH_AFTER {
+                            // A token this thread keeps seeing: stop sharing its reference count
+                            // with the other threads that see it too.
+                            held.entry.cached.claims = held.entry.cached.claims.detached();
+                        }
+                        Some(held.entry.cached.clone())
+                    }
+                    // Past its limit here means past it in the shared cache too.
+                    _ => {
+                        *way = None;
+                        None
+                    }
+                }
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn front_put(&self, slot: Slot, entry: Entry) {
+        let _ = FRONT.try_with(|front| {
+            let mut front = front.borrow_mut();
+            let front = &mut *front;
+            let ways = &mut front.sets[slot.set];
+            // The token's own entry (a newer verification), else a free way, else round robin.
+            let way = ways
+                .iter()
+                .position(|way| {
+                    way.as_ref()
+                        .is_some_and(|held| held.holds(self.id, slot.tag, &entry.token))
+                })
+                .or_else(|| ways.iter().position(Option::is_none))
+                .unwrap_or_else(|| {
+                    let next = &mut front.next[slot.set];
+                    let way = usize::from(*next) % FRONT_WAYS;
+                    *next = next.wrapping_add(1);
+                    way
+                });
+            ways[way] = Some(FrontEntry {
+                cache: self.id,
+                tag: slot.tag,
+                entry,
+                hits: 0,
+            });
+        });
     }
 
     /// Total weight in bytes (after pending maintenance has run).
@@ -143,7 +302,128 @@ impl VerifiedCache {
     }
 }
 
+/// Where `token` lives in a front: its set, and the tag its slot carries.
+#[derive(Clone, Copy)]
+struct Slot {
+    set: usize,
+    tag: u64,
+}
+
+fn front_slot(token: &str) -> Slot {
+    let tail = &token.as_bytes()[token.len().saturating_sub(16)..];
+    let tag = FRONT_HASHER.hash_one(tail);
+    // The remainder is below FRONT_SETS, so the cast cannot truncate.
+    let set = (tag % FRONT_SETS as u64) as usize;
+    Slot { set, tag }
+}
+
 /// The largest power of two not above `n` (`n` ≥ 1).
 fn prev_power_of_two(n: usize) -> usize {
     1 << (usize::BITS - 1 - n.max(1).leading_zeros())
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::Algorithm;
+    use crate::claims::ClientIdClaims;
+    use crate::scope::ScopeClaims;
+    use crate::testing::SigningKey;
+
+    fn verified(token: &str) -> CachedToken {
+        let parsed = validate::parse(token).expect("parses");
+        let algorithm = parsed.algorithm;
+        let parts =
+            validate::into_verified(parsed, &ScopeClaims::default(), &ClientIdClaims::default())
+                .expect("claims");
+        let expires_at = parts.claims.exp.map_or(0.0, |exp| exp.0);
+        CachedToken {
+            claims: Claims::new(parts, algorithm, None),
+            issuer: 0,
+            key_generation: 1,
+            expires_at,
+        }
+    }
+
+    fn token() -> String {
+        let key = SigningKey::hmac(Algorithm::HS256, &[7; 32]);
+        key.token("https://issuer.example", "api")
+            .sign()
+            .expect("token")
+    }
+
+    fn cache(lifetime: Duration) -> VerifiedCache {
+        VerifiedCache::new(CacheConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_entry_lifetime: lifetime,
+        })
+    }
+
+    #[test]
+    fn the_lifetime_cap_holds_in_every_thread() {
+        let token = token();
+        let capped = cache(Duration::ZERO);
+        capped.insert(&token, verified(&token));
+        assert!(capped.get(&token, validate::now()).is_none(), "this thread");
+        std::thread::scope(|scope| {
+            scope.spawn(|| assert!(capped.get(&token, validate::now()).is_none(), "another"));
+        });
+
+        let uncapped = cache(DEFAULT_MAX_ENTRY_LIFETIME);
+        uncapped.insert(&token, verified(&token));
+        assert!(uncapped.get(&token, validate::now()).is_some());
+    }
+
+    #[test]
+    fn an_entry_is_never_served_for_a_time_past_its_exp() {
+        let token = token();
+        let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
+        let cached = verified(&token);
+        let exp = cached.expires_at;
+        cache.insert(&token, cached);
+        assert!(cache.get(&token, exp - 1.0).is_some());
+        // The front answers for this thread and must not outlive `exp`.
+        assert!(cache.get(&token, exp).is_none());
+    }
+
+    #[test]
+    fn caches_never_see_each_others_entries() {
+        let token = token();
+        let (one, other) = (
+            cache(DEFAULT_MAX_ENTRY_LIFETIME),
+            cache(DEFAULT_MAX_ENTRY_LIFETIME),
+        );
+        one.insert(&token, verified(&token));
+        assert!(one.get(&token, validate::now()).is_some());
+        assert!(other.get(&token, validate::now()).is_none());
+    }
+
+    #[test]
+    fn threads_hand_out_claims_of_their_own() {
+        let token = token();
+        let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
+        cache.insert(&token, verified(&token));
+        let here = cache.get(&token, validate::now()).expect("hit");
+        let there = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let hit = || cache.get(&token, validate::now()).expect("hit");
+                    let first = hit();
+                    assert!(
+                        first.claims.shares_with(&here.claims),
+                        "a new entry is shared"
+                    );
+                    for _ in 0..DETACH_AFTER {
+                        hit();
+                    }
+                    let (one, two) = (hit(), hit());
+                    assert!(one.claims.shares_with(&two.claims), "the thread's own copy");
+                    one
+                })
+                .join()
+                .expect("thread")
+        });
+        assert_eq!(here.claims.issuer(), there.claims.issuer());
+        assert!(!here.claims.shares_with(&there.claims));
+    }
 }

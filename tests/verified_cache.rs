@@ -140,3 +140,25 @@ async fn unbounded_cache_lifetime_and_far_future_exp_do_not_panic() {
     guard.verify(&token).await.unwrap();
     assert_eq!(guard.verified_token_cache_stats().unwrap().entries, 1);
 }
+
+#[tokio::test]
+async fn a_token_cached_by_one_guard_is_never_a_hit_for_another() {
+    // Same issuer and keys, different audiences; one thread serves both guards.
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let payments = builder(&key).build().await.unwrap();
+    let reports = Guard::builder()
+        .issuer(Issuer::new(ISS).audience("reports").keys(key.key_set()))
+        .build()
+        .await
+        .unwrap();
+    let token = key.token(ISS, AUD).sign().unwrap();
+    for _ in 0..3 {
+        payments.verify(&token).await.expect("meant for this API");
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            reports.verify(&token).await.unwrap_err(),
+            TokenError::AudienceMismatch
+        );
+    }
+}
