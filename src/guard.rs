@@ -129,8 +129,8 @@ impl Guard {
         let now = validate::now();
         let hit = cache.get(token, now)?;
         let issuer = self.inner.issuers.get(hit.issuer)?;
+        // The cache stops serving an entry at `exp`; this check does not rely on that.
         if now >= hit.expires_at + issuer.policy.leeway {
-            cache.remove(token);
             return Some(Err(TokenError::Expired));
         }
         // A key set change (rotation, removal) sends the token through full verification again.
@@ -440,13 +440,14 @@ impl Issuer {
         let wants_hmac = self.algorithms.iter().any(Algorithm::is_hmac);
         let keys = match keys {
             KeyConfig::Static(keys) => {
-                // A JWK Set whose every key was skipped (encryption keys, unsupported curves, weak
-                // RSA) would answer every client 401 for a server-side mistake.
-                if keys.is_empty() {
-                    return Err(BuildError::NoUsableKeys { issuer });
-                }
                 if wants_hmac && !keys.has_secret() {
                     return Err(BuildError::HmacWithoutSecret { issuer });
+                }
+                // A JWK Set whose every key was skipped (encryption keys, unsupported curves, weak
+                // RSA), or whose keys fit no allowed algorithm, would answer every client 401 for
+                // a server-side mistake.
+                if !keys.verifies_any(self.algorithms) {
+                    return Err(BuildError::NoUsableKeys { issuer });
                 }
                 KeySource::Static(Arc::new(keys))
             }
@@ -585,8 +586,10 @@ impl GuardBuilder {
     /// Bound on the verified-token cache in bytes of tokens and payloads (default 16 MiB).
     ///
     /// Each thread that verifies tokens also keeps up to 256 recently used entries of its own in
-    /// front of the shared cache. They normally share memory with the shared entries and only
-    /// hold it beyond the bound for entries the shared cache has already evicted.
+    /// front of the shared cache, only ones the shared cache held and only up to 4 KiB of token
+    /// and payload each. They share the shared entries' memory until an entry is hit often, then
+    /// hold a copy of its claims; with typical tokens this is a few hundred KiB per thread, at
+    /// most ~2 MiB, outside this bound.
     pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
         self.cache.config.max_bytes = max_bytes;
         self
@@ -684,9 +687,10 @@ pub enum BuildError {
         /// The issuer.
         issuer: String,
     },
-    /// A static key set with no usable key, for example a JWK Set whose keys are all for
-    /// encryption, too weak or of an unsupported type.
-    #[error("issuer {issuer} has a static key set with no usable key")]
+    /// A static key set with no key for the allowed algorithms, for example a JWK Set whose keys
+    /// are all for encryption, too weak or of an unsupported type, or RSA keys when only ECDSA is
+    /// allowed.
+    #[error("issuer {issuer} has no static key for its allowed algorithms")]
     NoUsableKeys {
         /// The issuer.
         issuer: String,

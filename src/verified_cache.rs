@@ -111,15 +111,22 @@ const MAX_SEGMENTS: usize = 64;
 
 /// Sets in each thread's front; a token's set comes from its hash.
 const FRONT_SETS: usize = 64;
-/// Entries per set. 64 × 4 = 256 entries per thread (24 KiB of slots): room for the tokens of
-/// the clients one thread serves at a time. A slot shares the token and claims of the shared
-/// entry; they outlive it only when the shared cache has evicted it.
+/// Entries per set. 64 × 4 = 256 entries per thread (24 KiB of slots, allocated on the thread's
+/// first hit): room for the tokens of the clients one thread serves at a time. A slot shares the
+/// token and claims of the shared entry until it is hit often (see `DETACH_AFTER`).
 const FRONT_WAYS: usize = 4;
 
 /// Front hits after which an entry gets claims of its own (a copy no other thread touches).
 /// Copying on the first hit made every front miss cost a copy, and with more clients than a
 /// front holds that doubled the cost of a hit.
 const DETACH_AFTER: u32 = 8;
+/// Every this many front hits, the hit is also reported to the shared cache, so that its
+/// eviction policy sees which tokens are in use.
+const TOUCH_EVERY: u32 = 64;
+/// Larger entries (token and payload) are served from the shared cache only. With this, one
+/// thread's front holds at most 256 × (4 KiB + its own copy of the claims), ~2 MiB, and typically
+/// a tenth of that.
+const FRONT_MAX_ENTRY_BYTES: usize = 4096;
 
 /// A shared entry as a thread's front holds it.
 struct FrontEntry {
@@ -143,13 +150,18 @@ struct Front {
     next: [u8; FRONT_SETS],
 }
 
-thread_local! {
-    static FRONT: RefCell<Front> = const {
-        RefCell::new(Front {
+impl Front {
+    fn new() -> Box<Front> {
+        Box::new(Front {
             sets: [const { [const { None }; FRONT_WAYS] }; FRONT_SETS],
             next: [0; FRONT_SETS],
         })
-    };
+    }
+}
+
+thread_local! {
+    /// Allocated on a thread's first hit: threads that never verify a token pay one pointer.
+    static FRONT: RefCell<Option<Box<Front>>> = const { RefCell::new(None) };
 }
 
 /// Picks a token's front set from its last bytes (the signature's: random for real tokens). One
@@ -198,7 +210,11 @@ impl VerifiedCache {
         }
         let entry = self.entries.get(token).filter(|entry| now < entry.until)?;
         let cached = entry.cached.clone();
-        self.front_put(slot, entry);
+        // Only what the shared cache keeps reaches a front, so a cache too small for an entry
+        // (or sized 0) never has it served from a thread's front either.
+        if token.len() + cached.claims.payload_json().len() <= FRONT_MAX_ENTRY_BYTES {
+            self.front_put(slot, entry);
+        }
         Some(cached)
     }
 
@@ -212,31 +228,19 @@ impl VerifiedCache {
             cached,
             until,
         };
-        self.front_put(front_slot(&token), entry.clone());
+        // A token verified again (its key set changed) must not keep meeting its old entry in
+        // this thread's front: that would send every request to full verification. Other
+        // threads' fronts are corrected the same way on their next verification of it.
+        self.front_replace(front_slot(&token), &entry);
         self.entries.insert(token, entry);
     }
 
-    pub(crate) fn remove(&self, token: &str) {
-        let slot = front_slot(token);
-        // No front on a thread being torn down: nothing to remove there.
-        let _ = FRONT.try_with(|front| {
-            let mut front = front.borrow_mut();
-            for way in &mut front.sets[slot.set] {
-                if way
-                    .as_ref()
-                    .is_some_and(|held| held.holds(self.id, slot.tag, token))
-                {
-                    *way = None;
-                }
-            }
-        });
-        self.entries.invalidate(token);
-    }
-
     fn front_get(&self, slot: Slot, token: &str, now: f64) -> Option<CachedToken> {
-        FRONT
+        // No front on a thread being torn down: the shared cache answers there.
+        let (cached, hits) = FRONT
             .try_with(|front| {
                 let mut front = front.borrow_mut();
+                let front = front.as_mut()?;
                 let way = front.sets[slot.set].iter_mut().find(|way| {
                     way.as_ref()
                         .is_some_and(|held| held.holds(self.id, slot.tag, token))
@@ -249,9 +253,10 @@ impl VerifiedCache {
                             // with the other threads that see it too.
                             held.entry.cached.claims = held.entry.cached.claims.detached();
                         }
-                        Some(held.entry.cached.clone())
+                        Some((held.entry.cached.clone(), held.hits))
                     }
-                    // Past its limit here means past it in the shared cache too.
+                    // Past its limit here means past it in the shared cache too. The limit is
+                    // wall-clock time, like `exp` itself.
                     _ => {
                         *way = None;
                         None
@@ -259,13 +264,36 @@ impl VerifiedCache {
                 }
             })
             .ok()
-            .flatten()
+            .flatten()?;
+        if hits % TOUCH_EVERY == 0 {
+            self.entries.get(token);
+        }
+        Some(cached)
+    }
+
+    /// Replace the token's entry in this thread's front, if it has one.
+    fn front_replace(&self, slot: Slot, entry: &Entry) {
+        let _ = FRONT.try_with(|front| {
+            let mut front = front.borrow_mut();
+            let Some(front) = front.as_mut() else {
+                return;
+            };
+            for way in &mut front.sets[slot.set] {
+                if let Some(held) = way
+                    .as_mut()
+                    .filter(|held| held.holds(self.id, slot.tag, &entry.token))
+                {
+                    held.entry = entry.clone();
+                    held.hits = 0;
+                }
+            }
+        });
     }
 
     fn front_put(&self, slot: Slot, entry: Entry) {
         let _ = FRONT.try_with(|front| {
             let mut front = front.borrow_mut();
-            let front = &mut *front;
+            let front = &mut **front.get_or_insert_with(Front::new);
             let ways = &mut front.sets[slot.set];
             // The token's own entry (a newer verification), else a free way, else round robin.
             let way = ways
@@ -384,6 +412,46 @@ mod tests {
         assert!(cache.get(&token, exp - 1.0).is_some());
         // The front answers for this thread and must not outlive `exp`.
         assert!(cache.get(&token, exp).is_none());
+    }
+
+    #[test]
+    fn a_new_verification_replaces_this_threads_front_entry() {
+        let token = token();
+        let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
+        cache.insert(&token, verified(&token));
+        assert_eq!(
+            cache
+                .get(&token, validate::now())
+                .expect("hit")
+                .key_generation,
+            1
+        );
+        // Verified again against a new key set.
+        let again = CachedToken {
+            key_generation: 2,
+            ..verified(&token)
+        };
+        cache.insert(&token, again);
+        assert_eq!(
+            cache
+                .get(&token, validate::now())
+                .expect("hit")
+                .key_generation,
+            2
+        );
+    }
+
+    #[test]
+    fn an_entry_too_large_for_the_shared_cache_is_never_served_from_a_front() {
+        let token = token();
+        let tiny = VerifiedCache::new(CacheConfig {
+            max_bytes: 0,
+            max_entry_lifetime: DEFAULT_MAX_ENTRY_LIFETIME,
+        });
+        tiny.insert(&token, verified(&token));
+        for _ in 0..3 {
+            assert!(tiny.get(&token, validate::now()).is_none());
+        }
     }
 
     #[test]

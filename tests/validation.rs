@@ -221,6 +221,19 @@ async fn a_static_key_set_without_a_usable_key_is_a_configuration_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, BuildError::NoUsableKeys { .. }), "{err}");
+
+    // Usable keys, but none for the allowed algorithms.
+    let err = Guard::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .algorithms([Algorithm::ES256])
+                .keys(rsa().key_set()),
+        )
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NoUsableKeys { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -242,12 +255,12 @@ async fn every_hmac_algorithm_verifies_with_a_long_enough_secret() {
             "{alg}"
         );
     }
-    // A 32-byte secret is too short for HS512 (RFC 7518 §3.2).
+    // A 32-byte secret is too short for HS512 (RFC 7518 §3.2): such tokens find no key...
     let short = SigningKey::hmac(Algorithm::HS512, &[1u8; 32]);
     let guard = guard_with(
         Issuer::new(ISS)
             .audience(AUD)
-            .algorithms([Algorithm::HS512])
+            .algorithms([Algorithm::HS256, Algorithm::HS512])
             .keys(KeySet::hmac_secret([1u8; 32], None).unwrap()),
     )
     .await;
@@ -255,16 +268,29 @@ async fn every_hmac_algorithm_verifies_with_a_long_enough_secret() {
         rejects(&guard, &short.token(ISS, AUD).sign().unwrap()).await,
         TokenError::UnknownKey
     );
+    // ... and with HS512 alone the configuration can verify nothing, so it does not build.
+    let err = Guard::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .algorithms([Algorithm::HS512])
+                .keys(KeySet::hmac_secret([1u8; 32], None).unwrap()),
+        )
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NoUsableKeys { .. }), "{err}");
 }
 
 #[tokio::test]
 async fn rejects_algorithm_outside_the_issuer_allow_list() {
     let key = key(Algorithm::ES256);
+    // The set holds the ES256 key, but only RS256 is allowed.
     let guard = guard_with(
         Issuer::new(ISS)
             .audience(AUD)
             .algorithms([Algorithm::RS256])
-            .keys(key.key_set()),
+            .keys(key.key_set().with(rsa().key_set())),
     )
     .await;
     let token = key.token(ISS, AUD).sign().unwrap();

@@ -143,7 +143,9 @@ async fn unbounded_cache_lifetime_and_far_future_exp_do_not_panic() {
 
 #[tokio::test]
 async fn a_token_cached_by_one_guard_is_never_a_hit_for_another() {
-    // Same issuer and keys, different audiences; one thread serves both guards.
+    // Same issuer and keys, different audiences; one thread serves both guards. Two things keep
+    // the guards apart (each cache's identity in a thread's front, and each key set's
+    // generation); the unit test `caches_never_see_each_others_entries` pins the first alone.
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let payments = builder(&key).build().await.unwrap();
     let reports = Guard::builder()

@@ -30,7 +30,7 @@ use jsonwebtoken::jwk::{
 };
 use serde::Deserialize;
 
-use crate::validate::{Algorithm, KeyFamily, KeyMaterial, TokenError, Verifier};
+use crate::validate::{Algorithm, AlgorithmSet, KeyFamily, KeyMaterial, TokenError, Verifier};
 
 /// Most keys read from one JWK Set: issuers publish a handful, and each RSA key costs several
 /// parses, so a huge document must not turn into a CPU sink.
@@ -272,6 +272,13 @@ impl KeySet {
     }
 
     /// Whether any key is a shared secret.
+    /// Whether some key can verify some of `algorithms`.
+    pub(crate) fn verifies_any(&self, algorithms: AlgorithmSet) -> bool {
+        self.keys
+            .iter()
+            .any(|key| algorithms.iter().any(|alg| key.verifier(alg).is_some()))
+    }
+
     pub(crate) fn has_secret(&self) -> bool {
         self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
     }
