@@ -12,6 +12,8 @@ pub const AUD: &str = "api";
 pub struct Fixture {
     pub runtime: tokio::runtime::Runtime,
     pub guard: Guard,
+    /// Signing keys for targets that mint tokens (`claims`); the others only verify.
+    #[allow(dead_code)]
     pub keys: Vec<SigningKey>,
 }
 
