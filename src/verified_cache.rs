@@ -13,12 +13,12 @@
 //! exactly as it stops a new one.
 //!
 //! In front of the shared moka cache each thread keeps up to 256 recently used entries of its
-//! own (the *front*): a repeated token on a busy thread is then found without touching memory another
-//! core writes. A moka lookup records every read in a queue shared by the threads using that
-//! segment, and handing out one `Claims` from several cores makes them share its reference count;
-//! both kept two cores from serving twice what one serves. Front entries are found by the same
-//! full-token equality, never outlive the shared entry's own limit (`exp`, the lifetime cap), and
-//! go through the same per-request checks.
+//! own (the *front*): a repeated token on a busy thread is then found without touching memory
+//! another core writes. A moka lookup records every read in a queue shared by the threads using
+//! that segment, and handing out one `Claims` from several cores makes them share its reference
+//! count; both kept two cores from serving twice what one serves. Front entries come only from
+//! the shared cache, are found by the same full-token equality, never outlive the shared entry's
+//! own limit (`exp`, the lifetime cap), and go through the same per-request checks.
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;

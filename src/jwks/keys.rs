@@ -271,7 +271,6 @@ impl KeySet {
         self.keys.iter().filter_map(|key| key.kid.as_deref())
     }
 
-    /// Whether any key is a shared secret.
     /// Whether some key can verify some of `algorithms`.
     pub(crate) fn verifies_any(&self, algorithms: AlgorithmSet) -> bool {
         self.keys
@@ -279,6 +278,7 @@ impl KeySet {
             .any(|key| algorithms.iter().any(|alg| key.verifier(alg).is_some()))
     }
 
+    /// Whether any key is a shared secret.
     pub(crate) fn has_secret(&self) -> bool {
         self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
     }
