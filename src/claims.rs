@@ -104,6 +104,32 @@ impl Claims {
         }
     }
 
+    /// Heap bytes these claims hold (payload, strings, scope set), counting each allocation's
+    /// bookkeeping. A payload of many short scopes or audiences holds far more than its length.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        /// Pointer and length in the owner, plus the allocator's header and rounding.
+        const PER_STRING: usize = 40;
+        let inner = &*self.inner;
+        let strings = [
+            Some(&inner.issuer),
+            inner.subject.as_ref(),
+            inner.jwt_id.as_ref(),
+            inner.client_id.as_ref(),
+            inner.key_id.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(&inner.audiences)
+        .map(|text| text.len() + PER_STRING)
+        .sum::<usize>();
+        let scopes = inner
+            .scopes
+            .iter()
+            .map(|scope| scope.len() + PER_STRING)
+            .sum::<usize>();
+        std::mem::size_of::<ClaimsInner>() + inner.payload.len() + strings + scopes
+    }
+
     /// Whether both are the same allocation.
     #[cfg(test)]
     pub(crate) fn shares_with(&self, other: &Claims) -> bool {

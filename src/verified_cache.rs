@@ -38,11 +38,12 @@ pub(crate) const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// Default cap on how long one entry may live, whatever its `exp`.
 pub(crate) const DEFAULT_MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Fixed per-entry cost added to the token and payload lengths: the parsed `Claims` (its strings
-/// and scope set), the entry, moka's bookkeeping (hash table, access and expiry queues) and the
-/// allocator's headers. Measured with `benches/memory.rs`: the resident set grows by ~1,560 bytes
-/// per cached HS256 token of 340 bytes with a 194-byte payload, so the configured size bounds the
-/// memory actually used, not just the bytes of the tokens.
+/// Fixed per-entry cost added to the token's length and what its claims hold
+/// (`Claims::heap_bytes`): the entry, moka's bookkeeping (hash table, access and expiry queues)
+/// and the allocator's headers. Measured with `benches/memory.rs` when only the payload was
+/// counted: the resident set grew by ~1,560 bytes per cached HS256 token of 340 bytes with a
+/// 194-byte payload. Counting the claims' strings as well makes the weight a little higher than
+/// that, so the configured size bounds the memory actually used, however the claims are shaped.
 const ENTRY_OVERHEAD_BYTES: usize = 1024;
 
 /// Configuration of the verified-token cache.
@@ -100,8 +101,12 @@ impl Expiry<Arc<str>, Entry> for UntilExpiry {
 
 /// An entry's weight: what it holds, in bytes.
 fn weigh(token: &Arc<str>, entry: &Entry) -> u32 {
-    let bytes = token.len() + entry.cached.claims.payload_json().len() + ENTRY_OVERHEAD_BYTES;
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    u32::try_from(entry_bytes(token, &entry.cached) + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+}
+
+/// The token and what its claims hold.
+fn entry_bytes(token: &str, cached: &CachedToken) -> usize {
+    token.len() + cached.claims.heap_bytes()
 }
 
 /// The cache is a moka `SegmentedCache`; the smallest a segment may be.
@@ -123,9 +128,9 @@ const DETACH_AFTER: u32 = 8;
 /// Every this many front hits, the hit is also reported to the shared cache, so that its
 /// eviction policy sees which tokens are in use.
 const TOUCH_EVERY: u32 = 64;
-/// Larger entries (token and payload) are served from the shared cache only. With this, one
-/// thread's front holds at most 256 × (4 KiB + its own copy of the claims), ~2 MiB, and typically
-/// a tenth of that.
+/// Larger entries (token and everything its claims hold) are served from the shared cache only.
+/// With this, one thread's front holds at most 256 × (4 KiB + its own copy of the claims), ~2 MiB,
+/// and typically a tenth of that.
 const FRONT_MAX_ENTRY_BYTES: usize = 4096;
 
 /// A shared entry as a thread's front holds it.
@@ -180,6 +185,8 @@ pub(crate) struct VerifiedCache {
     entries: SegmentedCache<Arc<str>, Entry, RandomState>,
     id: u64,
     max_entry_lifetime: f64,
+    /// The bound each segment holds: no entry heavier than this is kept.
+    segment_bytes: u64,
 }
 
 impl VerifiedCache {
@@ -198,6 +205,7 @@ impl VerifiedCache {
             entries,
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             max_entry_lifetime: config.max_entry_lifetime.as_secs_f64(),
+            segment_bytes: config.max_bytes / segments as u64,
         }
     }
 
@@ -210,9 +218,12 @@ impl VerifiedCache {
         }
         let entry = self.entries.get(token).filter(|entry| now < entry.until)?;
         let cached = entry.cached.clone();
-        // Only what the shared cache keeps reaches a front, so a cache too small for an entry
-        // (or sized 0) never has it served from a thread's front either.
-        if token.len() + cached.claims.payload_json().len() <= FRONT_MAX_ENTRY_BYTES {
+        // Only what the shared cache holds reaches a front, and only what one of its segments
+        // can keep: an entry too large for the cache is never served from a thread's front.
+        let bytes = entry_bytes(token, &cached);
+        if bytes <= FRONT_MAX_ENTRY_BYTES
+            && (bytes + ENTRY_OVERHEAD_BYTES) as u64 <= self.segment_bytes
+        {
             self.front_put(slot, entry);
         }
         Some(cached)
@@ -451,6 +462,29 @@ mod tests {
         tiny.insert(&token, verified(&token));
         for _ in 0..3 {
             assert!(tiny.get(&token, validate::now()).is_none());
+        }
+    }
+
+    #[test]
+    fn an_entry_is_weighed_by_what_its_claims_hold() {
+        let key = SigningKey::hmac(Algorithm::HS256, &[7; 32]);
+        let scopes: Vec<String> = (0..500).map(|n| format!("s{n}")).collect();
+        let token = key
+            .token("https://issuer.example", "api")
+            .scope(&scopes.join(" "))
+            .sign()
+            .expect("token");
+        let cached = verified(&token);
+        let payload = cached.claims.payload_json().len();
+        // 500 scopes of 2–4 bytes: each is its own allocation in the scope set.
+        assert!(cached.claims.heap_bytes() > payload + 500 * 20);
+
+        // Too much for a front: every hit comes from the shared cache, whose claims it shares.
+        let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
+        cache.insert(&token, cached.clone());
+        for _ in 0..DETACH_AFTER + 2 {
+            let hit = cache.get(&token, validate::now()).expect("hit");
+            assert!(hit.claims.shares_with(&cached.claims));
         }
     }
 
