@@ -81,6 +81,8 @@ struct Entry {
     token: Arc<str>,
     cached: CachedToken,
     until: f64,
+    /// What the entry holds, in bytes (computed once, at insert).
+    weight: u32,
 }
 
 /// Each entry expires when its token does (or at the configured cap).
@@ -100,13 +102,8 @@ impl Expiry<Arc<str>, Entry> for UntilExpiry {
 }
 
 /// An entry's weight: what it holds, in bytes.
-fn weigh(token: &Arc<str>, entry: &Entry) -> u32 {
-    u32::try_from(entry_bytes(token, &entry.cached) + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
-}
-
-/// The token and what its claims hold.
-fn entry_bytes(token: &str, cached: &CachedToken) -> usize {
-    token.len() + cached.claims.heap_bytes()
+fn weigh(_token: &Arc<str>, entry: &Entry) -> u32 {
+    entry.weight
 }
 
 /// The cache is a moka `SegmentedCache`; the smallest a segment may be.
@@ -128,10 +125,10 @@ const DETACH_AFTER: u32 = 8;
 /// Every this many front hits, the hit is also reported to the shared cache, so that its
 /// eviction policy sees which tokens are in use.
 const TOUCH_EVERY: u32 = 64;
-/// Larger entries (token and everything its claims hold) are served from the shared cache only.
-/// With this, one thread's front holds at most 256 × (4 KiB + its own copy of the claims), ~2 MiB,
-/// and typically a tenth of that.
-const FRONT_MAX_ENTRY_BYTES: usize = 4096;
+/// Heavier entries (token, everything its claims hold and the fixed overhead) are served from the
+/// shared cache only. With this, one thread's front holds at most 256 × (4 KiB + its own copy of
+/// the claims), ~2 MiB, and typically a tenth of that.
+const FRONT_MAX_ENTRY_WEIGHT: u32 = 4096;
 
 /// A shared entry as a thread's front holds it.
 struct FrontEntry {
@@ -220,10 +217,7 @@ impl VerifiedCache {
         let cached = entry.cached.clone();
         // Only what the shared cache holds reaches a front, and only what one of its segments
         // can keep: an entry too large for the cache is never served from a thread's front.
-        let bytes = entry_bytes(token, &cached);
-        if bytes <= FRONT_MAX_ENTRY_BYTES
-            && (bytes + ENTRY_OVERHEAD_BYTES) as u64 <= self.segment_bytes
-        {
+        if entry.weight <= FRONT_MAX_ENTRY_WEIGHT && u64::from(entry.weight) <= self.segment_bytes {
             self.front_put(slot, entry);
         }
         Some(cached)
@@ -233,11 +227,13 @@ impl VerifiedCache {
         let until = cached
             .expires_at
             .min(validate::now() + self.max_entry_lifetime);
+        let bytes = token.len() + cached.claims.heap_bytes() + ENTRY_OVERHEAD_BYTES;
         let token: Arc<str> = token.into();
         let entry = Entry {
             token: Arc::clone(&token),
             cached,
             until,
+            weight: u32::try_from(bytes).unwrap_or(u32::MAX),
         };
         // A token verified again (its key set changed) must not keep meeting its old entry in
         // this thread's front: that would send every request to full verification. Other
@@ -301,25 +297,19 @@ impl VerifiedCache {
         });
     }
 
+    /// Put an entry the front does not hold (its lookup just missed) into a free way, else into
+    /// the set's next way in turn.
     fn front_put(&self, slot: Slot, entry: Entry) {
         let _ = FRONT.try_with(|front| {
             let mut front = front.borrow_mut();
             let front = &mut **front.get_or_insert_with(Front::new);
             let ways = &mut front.sets[slot.set];
-            // The token's own entry (a newer verification), else a free way, else round robin.
-            let way = ways
-                .iter()
-                .position(|way| {
-                    way.as_ref()
-                        .is_some_and(|held| held.holds(self.id, slot.tag, &entry.token))
-                })
-                .or_else(|| ways.iter().position(Option::is_none))
-                .unwrap_or_else(|| {
-                    let next = &mut front.next[slot.set];
-                    let way = usize::from(*next) % FRONT_WAYS;
-                    *next = next.wrapping_add(1);
-                    way
-                });
+            let way = ways.iter().position(Option::is_none).unwrap_or_else(|| {
+                let next = &mut front.next[slot.set];
+                let way = usize::from(*next) % FRONT_WAYS;
+                *next = next.wrapping_add(1);
+                way
+            });
             ways[way] = Some(FrontEntry {
                 cache: self.id,
                 tag: slot.tag,
