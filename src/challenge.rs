@@ -25,7 +25,7 @@
 
 use std::fmt::Write as _;
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::bearer::BearerError;
@@ -133,8 +133,17 @@ impl Rejection {
     /// The full response: HTTP (status and challenge) or, when `grpc`, an HTTP 200 carrying
     /// `grpc-status` and `grpc-message`. The body is `B::default()`, so the same layer fits axum,
     /// hyper and tonic.
+    ///
+    /// Every rejection carries `Cache-Control: no-store` (RFC 6750 §5.3: no cache may keep an
+    /// answer about a credential) and the `Rejection` itself as a response extension, so that
+    /// middleware outside the guard (metrics, access logs) sees a rejection even where gRPC
+    /// rendering made the HTTP status 200.
     pub fn to_response<B: Default>(&self, realm: Option<&str>, grpc: bool) -> Response<B> {
         let mut response = Response::new(B::default());
+        response.extensions_mut().insert(self.clone());
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if !grpc {
             *response.status_mut() = self.status();
         }

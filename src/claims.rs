@@ -34,13 +34,14 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::scope::Scopes;
-use crate::validate::{Algorithm, RawClaims, VerifiedParts};
+use crate::scope::{ScopeClaims, Scopes};
+use crate::validate::{Algorithm, RawClaims, TokenError};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
 ///
@@ -63,17 +64,69 @@ struct ClaimsInner {
     scopes: Scopes,
     algorithm: Algorithm,
     key_id: Option<String>,
-    payload: Box<[u8]>,
+    payload: Payload,
+}
+
+/// A verified payload: its bytes exactly as signed and, parsed once on first need, its JSON
+/// document. The payload had every member unique when it was verified, so the document reads
+/// the same values as the typed claims.
+#[derive(Clone)]
+pub(crate) struct Payload {
+    bytes: Box<[u8]>,
+    document: OnceLock<Option<Value>>,
+}
+
+impl Payload {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        Payload {
+            bytes: bytes.into_boxed_slice(),
+            document: OnceLock::new(),
+        }
+    }
+
+    /// The payload as JSON, parsed on the first call and kept.
+    pub(crate) fn document(&self) -> Option<&Value> {
+        self.document
+            .get_or_init(|| serde_json::from_slice(&self.bytes).ok())
+            .as_ref()
+    }
+
+    /// Heap bytes of the parsed document, if it was parsed (an estimate per node).
+    fn document_heap_bytes(&self) -> usize {
+        fn value_bytes(value: &Value) -> usize {
+            const PER_NODE: usize = 48;
+            PER_NODE
+                + match value {
+                    Value::String(text) => text.len(),
+                    Value::Array(items) => items.iter().map(value_bytes).sum(),
+                    Value::Object(members) => members
+                        .iter()
+                        .map(|(name, value)| name.len() + PER_NODE + value_bytes(value))
+                        .sum(),
+                    _ => 0,
+                }
+        }
+        self.document
+            .get()
+            .and_then(Option::as_ref)
+            .map_or(0, value_bytes)
+    }
 }
 
 impl Claims {
-    pub(crate) fn new(parts: VerifiedParts, algorithm: Algorithm, key_id: Option<String>) -> Self {
-        let VerifiedParts {
-            claims,
-            payload,
-            scopes,
-            client_id,
-        } = parts;
+    /// The claims of a token whose signature and policy checks passed: the client id and the
+    /// scopes are read from the claims the issuer names, custom ones from one parse of the payload.
+    pub(crate) fn from_verified(
+        mut claims: RawClaims,
+        payload: Vec<u8>,
+        scope_claims: &ScopeClaims,
+        client_id_claims: &ClientIdClaims,
+        algorithm: Algorithm,
+        key_id: Option<String>,
+    ) -> Result<Self, TokenError> {
+        let payload = Payload::new(payload);
+        let client_id = client_id_claims.resolve(&claims, &payload);
+        let scopes = scope_claims.collect(&mut claims, &payload)?;
         let inner = ClaimsInner {
             issuer: claims.iss.unwrap_or_default(),
             subject: claims.sub,
@@ -89,11 +142,11 @@ impl Claims {
             scopes: Scopes::from_iter(scopes),
             algorithm,
             key_id,
-            payload: payload.into_boxed_slice(),
+            payload,
         };
-        Claims {
+        Ok(Claims {
             inner: Arc::new(inner),
-        }
+        })
     }
 
     /// A copy that shares nothing with `self`, so that threads handing out the same claims do
@@ -127,7 +180,11 @@ impl Claims {
             .iter()
             .map(|scope| scope.len() + PER_STRING)
             .sum::<usize>();
-        std::mem::size_of::<ClaimsInner>() + inner.payload.len() + strings + scopes
+        std::mem::size_of::<ClaimsInner>()
+            + inner.payload.bytes.len()
+            + inner.payload.document_heap_bytes()
+            + strings
+            + scopes
     }
 
     /// Whether both are the same allocation.
@@ -194,19 +251,23 @@ impl Claims {
 
     /// The raw JSON payload, exactly as signed.
     pub fn payload_json(&self) -> &[u8] {
-        &self.inner.payload
+        &self.inner.payload.bytes
     }
 
-    /// One claim of the payload, by name, as JSON.
+    /// One claim of the payload, by name, as JSON. The payload is parsed once, on the first call
+    /// of this or [`deserialize`](Self::deserialize), and the parse is kept with the claims.
     pub fn get(&self, name: &str) -> Option<serde_json::Value> {
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&self.inner.payload).ok()?;
-        object.remove(name)
+        self.inner.payload.document()?.get(name).cloned()
     }
 
-    /// The whole payload deserialized into the caller's own type.
+    /// The whole payload deserialized into the caller's own type, from the same single parse as
+    /// [`get`](Self::get). No member of a verified payload appears twice, so the result cannot
+    /// disagree with the typed claims.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.inner.payload)
+        match self.inner.payload.document() {
+            Some(document) => T::deserialize(document),
+            None => serde_json::from_slice(&self.inner.payload.bytes),
+        }
     }
 }
 
@@ -252,19 +313,14 @@ impl ClientIdClaims {
         }
     }
 
-    /// The first configured claim that holds a string. Other claims are read from the payload,
-    /// which is parsed again only when such a claim is configured.
-    pub(crate) fn resolve(&self, claims: &RawClaims, payload: &[u8]) -> Option<String> {
-        let mut document: Option<serde_json::Value> = None;
+    /// The first configured claim that holds a string. Other claims than the registered ones are
+    /// read from the payload's document, which is parsed only when such a claim is configured.
+    pub(crate) fn resolve(&self, claims: &RawClaims, payload: &Payload) -> Option<String> {
         self.names.iter().find_map(|name| match &**name {
             "client_id" => claims.client_id.clone(),
             "azp" => claims.azp.clone(),
             "sub" => claims.sub.clone(),
-            other => {
-                let document = document
-                    .get_or_insert_with(|| serde_json::from_slice(payload).unwrap_or_default());
-                document.get(other)?.as_str().map(str::to_owned)
-            }
+            other => payload.document()?.get(other)?.as_str().map(str::to_owned),
         })
     }
 }

@@ -137,12 +137,13 @@ impl Guard {
         (issuer.keys.current_generation() == Some(hit.key_generation)).then_some(Ok(hit.claims))
     }
 
+    /// Full verification. Until the signature has verified, only the token's syntax, its issuer,
+    /// its algorithm and its key are looked at, and each of their refusals reads the same to the
+    /// client; the claims are parsed and checked after.
     async fn verify_in_full(&self, token: &str) -> Result<Claims, TokenError> {
-        let now = validate::now();
         let unverified = validate::parse(token)?;
         let issuer = unverified
-            .claims
-            .iss
+            .issuer
             .as_deref()
             .ok_or(TokenError::MissingClaim("iss"))?;
         let (issuer_index, issuer) = self
@@ -152,7 +153,7 @@ impl Guard {
             .enumerate()
             .find(|(_, candidate)| *candidate.issuer == *issuer)
             .ok_or(TokenError::UnknownIssuer)?;
-        validate::check_claims(&unverified, &issuer.policy, now)?;
+        validate::check_algorithm(&unverified, &issuer.policy)?;
 
         let kid = unverified.kid.as_deref();
         let mut keys = issuer.keys.current().await?;
@@ -168,17 +169,22 @@ impl Guard {
             }
             selected => selected?,
         };
-        // Waiting for keys can take seconds: the token must be unexpired now, not only on arrival.
-        let now = validate::now();
-        validate::check_expiry(&unverified, &issuer.policy, now)?;
         validate::verify_signature(&unverified, verifier)?;
 
-        let algorithm = unverified.algorithm;
-        let key_id = unverified.kid.clone();
-        let expires_at = unverified.claims.exp.map_or(0.0, |exp| exp.0);
-        let parts =
-            validate::into_verified(unverified, &issuer.scope_claims, &issuer.client_id_claims)?;
-        let claims = Claims::new(parts, algorithm, key_id);
+        // Read after waiting for keys, which can take seconds: the token must be valid now.
+        let now = validate::now();
+        let raw_claims = validate::parse_claims(&unverified.payload)?;
+        validate::check_claims(&unverified, &raw_claims, &issuer.policy, now)?;
+
+        let expires_at = raw_claims.exp.map_or(0.0, |exp| exp.0);
+        let claims = Claims::from_verified(
+            raw_claims,
+            unverified.payload,
+            &issuer.scope_claims,
+            &issuer.client_id_claims,
+            unverified.algorithm,
+            unverified.kid,
+        )?;
         if let Some(cache) = &self.inner.cache
             && expires_at > now
         {
@@ -314,6 +320,7 @@ pub struct Issuer {
     max_lifetime: Option<Duration>,
     scope_claims: ScopeClaims,
     client_id_claims: ClientIdClaims,
+    extra_token_types: Vec<String>,
 }
 
 impl Issuer {
@@ -330,6 +337,7 @@ impl Issuer {
             max_lifetime: None,
             scope_claims: ScopeClaims::default(),
             client_id_claims: ClientIdClaims::default(),
+            extra_token_types: Vec::new(),
         }
     }
 
@@ -391,6 +399,17 @@ impl Issuer {
     /// `aud`, `sub`, `client_id`, `iat` and `jti` are required.
     pub fn require_rfc9068(mut self, strict: bool) -> Self {
         self.rfc9068 = strict;
+        self
+    }
+
+    /// Also accept access tokens whose `typ` header is `token_type` (compared case-insensitively,
+    /// with or without an `application/` prefix). By default `typ` must be absent, `JWT` or
+    /// `at+jwt` (RFC 8725 §3.11: another kind of JWT from the same issuer, such as a `logout+jwt`,
+    /// is never an access token). For example Okta's org authorization server types its tokens
+    /// `application/okta-internal-at+jwt`. Ignored in [RFC 9068 mode](Self::require_rfc9068),
+    /// which accepts `at+jwt` alone.
+    pub fn accept_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.extra_token_types.push(token_type.into());
         self
     }
 
@@ -474,6 +493,15 @@ impl Issuer {
                 leeway: self.leeway.as_secs_f64(),
                 rfc9068: self.rfc9068,
                 max_lifetime: self.max_lifetime.map(|lifetime| lifetime.as_secs_f64()),
+                extra_token_types: self
+                    .extra_token_types
+                    .iter()
+                    .map(|typ| {
+                        validate::media_type(typ)
+                            .to_ascii_lowercase()
+                            .into_boxed_str()
+                    })
+                    .collect(),
             },
             scope_claims: self.scope_claims,
             client_id_claims: self.client_id_claims,

@@ -17,7 +17,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::validate::{OneOrMany, RawClaims, TokenError};
+use crate::claims::Payload;
+use crate::validate::{MAX_CLAIM_VALUES, OneOrMany, RawClaims, TokenError};
 
 /// The scopes a verified token grants: a sorted, de-duplicated set of scope tokens.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -228,33 +229,32 @@ impl ScopeClaims {
     }
 
     /// The union of the scopes in every configured claim. Each claim may be a space-separated
-    /// string or an array of strings; any other JSON type rejects the token.
+    /// string or an array of strings (at most [`MAX_CLAIM_VALUES`] each); anything else rejects
+    /// the token. Custom claims are read from the payload's document, parsed once.
     pub(crate) fn collect(
         &self,
         claims: &mut RawClaims,
-        payload: &[u8],
+        payload: &Payload,
     ) -> Result<Vec<String>, TokenError> {
         let mut scopes = Vec::new();
-        let mut document: Option<Value> = None;
         for path in self.paths.iter() {
-            let value = match &**path {
-                "scope" => claims.scope.take(),
-                "scp" => claims.scp.take(),
-                "permissions" => claims.permissions.take(),
+            let (name, value) = match &**path {
+                "scope" => ("scope", claims.scope.take()),
+                "scp" => ("scp", claims.scp.take()),
+                "permissions" => ("permissions", claims.permissions.take()),
                 custom => {
-                    if document.is_none() {
-                        document = Some(serde_json::from_slice(payload).map_err(|_| {
-                            TokenError::Malformed("payload is not a JSON object of claims")
-                        })?);
-                    }
-                    lookup(document.as_ref(), custom)
+                    let document = payload.document().ok_or(TokenError::Malformed(
+                        "payload is not a JSON object of claims",
+                    ))?;
+                    let value = lookup(document, custom)
                         .filter(|value| !value.is_null())
                         .map(scope_value)
-                        .transpose()?
+                        .transpose()?;
+                    ("scope", value)
                 }
             };
             if let Some(value) = value {
-                scopes.extend(value.into_scopes());
+                scopes.extend(value.into_scopes().ok_or(TokenError::InvalidClaim(name))?);
             }
         }
         Ok(scopes)
@@ -263,18 +263,21 @@ impl ScopeClaims {
 
 /// A claim by name, or by a dotted path into nested objects (`realm_access.roles`). A top-level
 /// claim whose name contains dots (`https://example.com/roles`) wins over the nested reading.
-fn lookup<'v>(document: Option<&'v Value>, path: &str) -> Option<&'v Value> {
-    let object = document?.as_object()?;
+fn lookup<'v>(document: &'v Value, path: &str) -> Option<&'v Value> {
+    let object = document.as_object()?;
     if let Some(value) = object.get(path) {
         return Some(value);
     }
     path.split('.')
-        .try_fold(document?, |node, segment| node.as_object()?.get(segment))
+        .try_fold(document, |node, segment| node.as_object()?.get(segment))
 }
 
 fn scope_value(value: &Value) -> Result<OneOrMany, TokenError> {
     match value {
         Value::String(scopes) => Ok(OneOrMany::One(scopes.clone())),
+        Value::Array(items) if items.len() > MAX_CLAIM_VALUES => {
+            Err(TokenError::InvalidClaim("scope"))
+        }
         Value::Array(items) => items
             .iter()
             .map(|item| item.as_str().map(str::to_owned))

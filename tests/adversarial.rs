@@ -1327,3 +1327,113 @@ async fn rfc9068_mode_rejects_other_token_types() {
     api.rejects_all(&[not_a_string], &TokenError::Malformed(""))
         .await;
 }
+
+// --- what a refusal reveals ----------------------------------------------------------------------
+
+/// Status, headers (without `date`) and body of `GET /payments` with this token.
+async fn raw_answer(api: &Api, token: &str) -> (StatusCode, Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let response = api
+        .http
+        .get(format!("{}/payments", api.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status();
+    let mut headers: Vec<(String, Vec<u8>)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != http::header::DATE)
+        .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+        .collect();
+    headers.sort();
+    let body = response.bytes().await.expect("body").to_vec();
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn unsigned_probes_cannot_tell_configured_values_apart() {
+    // Pairs of tokens that any client can make (signed with its own key), differing only in one
+    // guessed configured value: the trusted one and an untrusted one get byte-identical answers.
+    let api = Api::start().await;
+    let k = keys();
+    let forger = SigningKey::generate(Algorithm::ES256)
+        .expect("key")
+        .with_kid(k.ec.kid());
+    let probe = || genuine(&forger);
+    let pairs = [
+        (
+            "issuer",
+            probe().sign().unwrap(),
+            forger
+                .token("https://untrusted.example", AUDIENCE)
+                .typ("at+jwt")
+                .scope(READ)
+                .sign()
+                .unwrap(),
+        ),
+        (
+            "alg",
+            probe().sign().unwrap(),
+            probe().alg("ES384").sign().unwrap(),
+        ),
+        (
+            "audience",
+            probe().sign().unwrap(),
+            forger
+                .token(ISSUER_A, "untrusted-audience")
+                .typ("at+jwt")
+                .scope(READ)
+                .sign()
+                .unwrap(),
+        ),
+        (
+            "kid",
+            probe().sign().unwrap(),
+            probe().kid(Some("untrusted-kid")).sign().unwrap(),
+        ),
+        (
+            "expiry",
+            probe().sign().unwrap(),
+            probe()
+                .expired_for(Duration::from_secs(3600))
+                .sign()
+                .unwrap(),
+        ),
+    ];
+    for (what, trusted, untrusted) in pairs {
+        let (trusted, untrusted) = (
+            raw_answer(&api, &trusted).await,
+            raw_answer(&api, &untrusted).await,
+        );
+        assert_eq!(trusted.0, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(trusted, untrusted, "a probe of the {what} is told apart");
+    }
+}
+
+#[tokio::test]
+async fn rejections_are_never_cached_and_say_so_behind_grpc_rendering() {
+    let api = Api::start().await;
+    let grpc = api
+        .http
+        .get(format!("{}/payments", api.base))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .send()
+        .await
+        .expect("answered");
+    // A REST route asked as gRPC: the answer is a gRPC status, not a success.
+    assert_eq!(grpc.status(), StatusCode::OK);
+    assert_eq!(grpc.headers()["grpc-status"], "16");
+    assert_eq!(grpc.headers()[http::header::CACHE_CONTROL], "no-store");
+    for token in ["", "not-a-token"] {
+        let reply = api
+            .http
+            .get(format!("{}/payments", api.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answered");
+        assert!(reply.status().is_client_error());
+        assert_eq!(reply.headers()[http::header::CACHE_CONTROL], "no-store");
+    }
+}

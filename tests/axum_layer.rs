@@ -163,7 +163,7 @@ async fn invalid_token_is_401_invalid_token() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenge(&response),
-        r#"Bearer realm="payments", error="invalid_token", error_description="The access token signature is invalid""#
+        r#"Bearer realm="payments", error="invalid_token", error_description="The access token is not accepted by this resource""#
     );
 }
 

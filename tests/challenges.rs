@@ -278,7 +278,7 @@ fn challenge_without_realm_omits_it() {
     let rejection = Rejection::from(TokenError::InvalidSignature);
     assert_eq!(
         rejection.www_authenticate(None).unwrap(),
-        r#"Bearer error="invalid_token", error_description="The access token signature is invalid""#
+        r#"Bearer error="invalid_token", error_description="The access token is not accepted by this resource""#
     );
     assert_eq!(
         Rejection::MissingToken.www_authenticate(None).unwrap(),
@@ -429,4 +429,14 @@ async fn unlimited_token_size_does_not_overflow() {
     let token = key().token(ISS, AUD).sign().unwrap();
     let value = format!("Bearer {token}");
     assert_eq!(authenticate(&guard, &[&value]).await, Ok(true));
+}
+
+#[test]
+fn rejections_carry_no_store_and_the_rejection() {
+    for grpc in [false, true] {
+        let rejection = Rejection::from(TokenError::InvalidSignature);
+        let response: http::Response<()> = rejection.to_response(Some("api"), grpc);
+        assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&rejection));
+    }
 }

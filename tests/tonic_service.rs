@@ -80,7 +80,10 @@ async fn grpc_without_or_with_bad_token_is_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    assert_eq!(status.message(), "The access token signature is invalid");
+    assert_eq!(
+        status.message(),
+        "The access token is not accepted by this resource"
+    );
 
     let mut client = tonic::client::Grpc::new(channel);
     client.ready().await.unwrap();

@@ -1268,6 +1268,15 @@ async fn rejects_explicitly_typed_jwts_of_other_kinds() {
         "secevent+jwt",
         "application/dpop+jwt",
         "ID+JWT",
+        // Decorated spellings of other kinds must not slip through.
+        "application/logout+jwt; charset=utf-8",
+        "logout+jwt ",
+        "dpop+jwt;x=1",
+        " logout+jwt",
+        // Not on the allow-list at all.
+        "JOSE",
+        "foo",
+        "",
     ] {
         let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
         assert_eq!(
@@ -1276,7 +1285,13 @@ async fn rejects_explicitly_typed_jwts_of_other_kinds() {
             "{typ}"
         );
     }
-    for typ in ["JWT", "jwt", "at+jwt", "application/at+jwt", "JOSE"] {
+    for typ in [
+        "JWT",
+        "jwt",
+        "at+jwt",
+        "application/at+jwt",
+        "Application/JWT",
+    ] {
         let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
         assert!(guard.verify(&token).await.is_ok(), "{typ}");
     }
@@ -1284,7 +1299,7 @@ async fn rejects_explicitly_typed_jwts_of_other_kinds() {
 
 #[tokio::test]
 async fn multi_byte_characters_in_typ_never_panic() {
-    // `typ` is read before the signature is checked: any client can send these.
+    // Any client can send these; none is on the allow-list.
     let guard = guard_for(rsa()).await;
     for typ in [
         "€€",
@@ -1293,31 +1308,240 @@ async fn multi_byte_characters_in_typ_never_panic() {
         "at+jwt€",
         "application/€€€€",
         "€€€€€€€€€€€€€",
+        "€+JWT",
+        "applicati€n/jwt",
     ] {
         let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
-        assert!(guard.verify(&token).await.is_ok(), "{typ}");
+        assert_eq!(
+            rejects(&guard, &token).await,
+            TokenError::WrongType,
+            "{typ}"
+        );
     }
-    let token = rsa().token(ISS, AUD).typ("€+JWT").sign().unwrap();
-    assert_eq!(rejects(&guard, &token).await, TokenError::WrongType);
 }
 
 #[tokio::test]
 async fn configuration_is_not_revealed_to_clients() {
+    // Tokens signed by a key the guard does not trust (as any client can make them), differing in
+    // one configured value each: every refusal before the signature verifies reads the same.
     use bearer_guard::Rejection;
     let guard = guard_for(rsa()).await;
-    let wrong_issuer = rsa().token("https://probe.example", AUD).sign().unwrap();
-    let wrong_audience = rsa().token(ISS, "probe").sign().unwrap();
-    let wrong_alg = key(Algorithm::ES256)
-        .token(ISS, AUD)
-        .alg("HS256")
-        .sign()
-        .unwrap();
+    let trusted_kid = rsa().kid().map(str::to_owned);
+    let forger = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid(trusted_kid.as_deref());
+    let probes = [
+        forger.token(ISS, AUD).sign().unwrap(),
+        forger.token("https://probe.example", AUD).sign().unwrap(),
+        forger.token(ISS, "probe").sign().unwrap(),
+        forger
+            .token(ISS, AUD)
+            .expired_for(Duration::from_secs(3600))
+            .sign()
+            .unwrap(),
+        forger.token(ISS, AUD).alg("PS256").sign().unwrap(),
+        forger.token(ISS, AUD).alg("ES256").sign().unwrap(),
+        forger
+            .token(ISS, AUD)
+            .kid(Some("probe-kid"))
+            .sign()
+            .unwrap(),
+        forger.token(ISS, AUD).typ("logout+jwt").sign().unwrap(),
+        forger.token(ISS, AUD).without_claim("exp").sign().unwrap(),
+    ];
     let mut descriptions = Vec::new();
-    for token in [wrong_issuer, wrong_audience, wrong_alg] {
-        descriptions.push(Rejection::from(rejects(&guard, &token).await).description());
+    for token in &probes {
+        descriptions.push(Rejection::from(rejects(&guard, token).await).description());
     }
     assert!(
-        descriptions.iter().all(|d| *d == descriptions[0]),
+        descriptions
+            .iter()
+            .all(|d| *d == "The access token is not accepted by this resource"),
         "{descriptions:?}"
     );
+}
+
+#[tokio::test]
+async fn precise_reasons_only_for_tokens_whose_signature_verified() {
+    use bearer_guard::Rejection;
+    let guard = guard_for(rsa()).await;
+    let signed = [
+        (
+            rsa().token(ISS, "probe").sign().unwrap(),
+            "The access token is not intended for this resource",
+        ),
+        (
+            rsa()
+                .token(ISS, AUD)
+                .expired_for(Duration::from_secs(3600))
+                .sign()
+                .unwrap(),
+            "The access token expired",
+        ),
+        (
+            rsa().token(ISS, AUD).typ("logout+jwt").sign().unwrap(),
+            "The token is not an access token",
+        ),
+    ];
+    for (token, description) in signed {
+        assert_eq!(
+            Rejection::from(rejects(&guard, &token).await).description(),
+            description
+        );
+    }
+}
+
+// --- payload members and claim sizes ------------------------------------------------------------
+
+fn signed_payload(payload: &str) -> String {
+    let header = json!({"alg": "RS256", "kid": rsa().kid()}).to_string();
+    rsa().sign_raw(&header, payload).unwrap()
+}
+
+#[tokio::test]
+async fn duplicate_members_anywhere_in_the_payload_are_refused() {
+    let exp = now() + 300;
+    let guard = guard_with(
+        Issuer::new(ISS)
+            .audience(AUD)
+            .keys(rsa().key_set())
+            .scope_claims(["roles", "realm_access.roles"])
+            .client_id_claims(["cid"]),
+    )
+    .await;
+    let base = format!(r#""iss":"{ISS}","aud":"{AUD}","exp":{exp}"#);
+    let duplicated = [
+        format!(r#"{{{base},"roles":["read"],"roles":["admin"]}}"#),
+        format!(r#"{{{base},"realm_access":{{"roles":["read"],"roles":["admin"]}}}}"#),
+        format!(r#"{{{base},"cid":"billing","cid":"admin"}}"#),
+        format!(r#"{{{base},"x":[{{"a":1,"b":2,"a":3}}]}}"#),
+        format!(r#"{{{base},"tenant":"acme","tenant":"evil"}}"#),
+        // The same name spelled with an escape is the same member.
+        format!(r#"{{{base},"roles":["read"],"\u0072oles":["admin"]}}"#),
+    ];
+    for payload in duplicated {
+        let err = rejects(&guard, &signed_payload(&payload)).await;
+        assert!(
+            matches!(err, TokenError::Malformed(_)),
+            "{payload}: {err:?}"
+        );
+    }
+    // Registered claims name themselves.
+    let twice_exp = format!(r#"{{{base},"exp":{exp}}}"#);
+    assert_eq!(
+        rejects(&guard, &signed_payload(&twice_exp)).await,
+        TokenError::InvalidClaim("exp")
+    );
+    // Many members, all distinct, still pass; the same with one repeated does not.
+    let many: String = (0..300).map(|n| format!(r#","m{n}":{n}"#)).collect();
+    let accepted = format!(r#"{{{base}{many},"roles":["read"],"cid":"billing"}}"#);
+    let claims = guard.verify(&signed_payload(&accepted)).await.unwrap();
+    assert!(claims.scopes().contains("read"));
+    assert_eq!(claims.client_id(), Some("billing"));
+    let repeated = format!(r#"{{{base}{many},"m299":0}}"#);
+    assert!(matches!(
+        rejects(&guard, &signed_payload(&repeated)).await,
+        TokenError::Malformed(_)
+    ));
+}
+
+#[tokio::test]
+async fn custom_claims_and_typed_claims_read_one_parse() {
+    #[derive(serde::Deserialize)]
+    struct Custom {
+        tenant: String,
+        realm_access: RealmAccess,
+    }
+    #[derive(serde::Deserialize)]
+    struct RealmAccess {
+        roles: Vec<String>,
+    }
+    let guard = guard_with(
+        Issuer::new(ISS)
+            .audience(AUD)
+            .keys(rsa().key_set())
+            .scope_claims(["realm_access.roles"]),
+    )
+    .await;
+    let token = rsa()
+        .token(ISS, AUD)
+        .claim("tenant", "acme")
+        .claim("realm_access", json!({"roles": ["read", "write"]}))
+        .sign()
+        .unwrap();
+    let claims = guard.verify(&token).await.unwrap();
+    assert_eq!(
+        claims.scopes().iter().collect::<Vec<_>>(),
+        ["read", "write"]
+    );
+    assert_eq!(claims.get("tenant"), Some(json!("acme")));
+    let custom: Custom = claims.deserialize().unwrap();
+    assert_eq!(custom.tenant, "acme");
+    assert_eq!(custom.realm_access.roles, ["read", "write"]);
+    assert_eq!(claims.get("absent"), None);
+}
+
+#[tokio::test]
+async fn claim_arrays_are_bounded() {
+    let guard = guard_for(rsa()).await;
+    let exp = now() + 300;
+    let values = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+    for claim in ["aud", "scp", "permissions"] {
+        let mut payload = json!({"iss": ISS, "aud": AUD, "exp": exp});
+        let mut at_limit = values(256);
+        if claim == "aud" {
+            at_limit[0] = AUD.to_owned();
+        }
+        payload[claim] = json!(at_limit);
+        assert!(
+            guard
+                .verify(&signed_payload(&payload.to_string()))
+                .await
+                .is_ok(),
+            "{claim} at the limit"
+        );
+        let mut over = at_limit.clone();
+        over.push("one-more".to_owned());
+        payload[claim] = json!(over);
+        assert_eq!(
+            rejects(&guard, &signed_payload(&payload.to_string())).await,
+            TokenError::InvalidClaim(claim),
+            "{claim} over the limit"
+        );
+    }
+    let scope = |n: usize| values(n).join(" ");
+    let payload = json!({"iss": ISS, "aud": AUD, "exp": exp, "scope": scope(256)});
+    assert!(
+        guard
+            .verify(&signed_payload(&payload.to_string()))
+            .await
+            .is_ok()
+    );
+    let payload = json!({"iss": ISS, "aud": AUD, "exp": exp, "scope": scope(257)});
+    assert_eq!(
+        rejects(&guard, &signed_payload(&payload.to_string())).await,
+        TokenError::InvalidClaim("scope")
+    );
+}
+
+#[tokio::test]
+async fn issuers_can_accept_their_own_token_type() {
+    let guard = guard_with(
+        Issuer::new(ISS)
+            .audience(AUD)
+            .keys(rsa().key_set())
+            .accept_token_type("application/okta-internal-at+jwt"),
+    )
+    .await;
+    for typ in [
+        "application/okta-internal-at+jwt",
+        "okta-internal-at+jwt",
+        "OKTA-INTERNAL-AT+JWT",
+        "JWT",
+    ] {
+        let token = rsa().token(ISS, AUD).typ(typ).sign().unwrap();
+        assert!(guard.verify(&token).await.is_ok(), "{typ}");
+    }
+    let token = rsa().token(ISS, AUD).typ("logout+jwt").sign().unwrap();
+    assert_eq!(rejects(&guard, &token).await, TokenError::WrongType);
 }
