@@ -30,7 +30,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::bearer::BearerError;
 use crate::scope::InsufficientScope;
-use crate::validate::TokenError;
+use crate::token::TokenError;
 
 /// Why a request was not let through. Each variant knows its HTTP and gRPC rendering.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -34,14 +34,13 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::scope::{ScopeClaims, Scopes};
-use crate::validate::{Algorithm, RawClaims, TokenError};
+use crate::token::{Algorithm, Payload, RawClaims, TokenError};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
 ///
@@ -65,52 +64,6 @@ struct ClaimsInner {
     algorithm: Algorithm,
     key_id: Option<String>,
     payload: Payload,
-}
-
-/// A verified payload: its bytes exactly as signed and, parsed once on first need, its JSON
-/// document. The payload had every member unique when it was verified, so the document reads
-/// the same values as the typed claims.
-#[derive(Clone)]
-pub(crate) struct Payload {
-    bytes: Box<[u8]>,
-    document: OnceLock<Option<Value>>,
-}
-
-impl Payload {
-    pub(crate) fn new(bytes: Vec<u8>) -> Self {
-        Payload {
-            bytes: bytes.into_boxed_slice(),
-            document: OnceLock::new(),
-        }
-    }
-
-    /// The payload as JSON, parsed on the first call and kept.
-    pub(crate) fn document(&self) -> Option<&Value> {
-        self.document
-            .get_or_init(|| serde_json::from_slice(&self.bytes).ok())
-            .as_ref()
-    }
-
-    /// Heap bytes of the parsed document, if it was parsed (an estimate per node).
-    fn document_heap_bytes(&self) -> usize {
-        fn value_bytes(value: &Value) -> usize {
-            const PER_NODE: usize = 48;
-            PER_NODE
-                + match value {
-                    Value::String(text) => text.len(),
-                    Value::Array(items) => items.iter().map(value_bytes).sum(),
-                    Value::Object(members) => members
-                        .iter()
-                        .map(|(name, value)| name.len() + PER_NODE + value_bytes(value))
-                        .sum(),
-                    _ => 0,
-                }
-        }
-        self.document
-            .get()
-            .and_then(Option::as_ref)
-            .map_or(0, value_bytes)
-    }
 }
 
 impl Claims {

@@ -43,7 +43,7 @@ use crate::challenge::{Rejection, is_grpc};
 use crate::claims::{Claims, ClientIdClaims};
 use crate::jwks::{JwksLocation, JwksOptions, KeySet, KeySource, KeyStatus, RemoteKeys};
 use crate::scope::ScopeClaims;
-use crate::validate::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
+use crate::token::{self, Algorithm, AlgorithmSet, ClaimsPolicy, TokenError};
 use crate::verified_cache::{CacheConfig, CachedToken, VerifiedCache};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
@@ -126,7 +126,7 @@ impl Guard {
             )));
         }
         let cache = self.inner.cache.as_ref()?;
-        let now = validate::now();
+        let now = token::now();
         let hit = cache.get(token, now)?;
         let issuer = self.inner.issuers.get(hit.issuer)?;
         // The cache stops serving an entry at `exp`; this check does not rely on that.
@@ -141,7 +141,7 @@ impl Guard {
     /// its algorithm and its key are looked at, and each of their refusals reads the same to the
     /// client; the claims are parsed and checked after.
     async fn verify_in_full(&self, token: &str) -> Result<Claims, TokenError> {
-        let unverified = validate::parse(token)?;
+        let unverified = token::parse(token)?;
         let issuer = unverified
             .issuer
             .as_deref()
@@ -153,7 +153,7 @@ impl Guard {
             .enumerate()
             .find(|(_, candidate)| *candidate.issuer == *issuer)
             .ok_or(TokenError::UnknownIssuer)?;
-        validate::check_algorithm(&unverified, &issuer.policy)?;
+        token::check_algorithm(&unverified, &issuer.policy)?;
 
         let kid = unverified.kid.as_deref();
         let mut keys = issuer.keys.current().await?;
@@ -169,12 +169,12 @@ impl Guard {
             }
             selected => selected?,
         };
-        validate::verify_signature(&unverified, verifier)?;
+        token::verify_signature(&unverified, verifier)?;
 
         // Read after waiting for keys, which can take seconds: the token must be valid now.
-        let now = validate::now();
-        let raw_claims = validate::parse_claims(&unverified.payload)?;
-        validate::check_claims(&unverified, &raw_claims, &issuer.policy, now)?;
+        let now = token::now();
+        let raw_claims = token::parse_claims(&unverified.payload)?;
+        token::check_claims(&unverified, &raw_claims, &issuer.policy, now)?;
 
         let expires_at = raw_claims.exp.map_or(0.0, |exp| exp.0);
         let claims = Claims::from_verified(
@@ -496,11 +496,7 @@ impl Issuer {
                 extra_token_types: self
                     .extra_token_types
                     .iter()
-                    .map(|typ| {
-                        validate::media_type(typ)
-                            .to_ascii_lowercase()
-                            .into_boxed_str()
-                    })
+                    .map(|typ| token::media_type(typ).to_ascii_lowercase().into_boxed_str())
                     .collect(),
             },
             scope_claims: self.scope_claims,

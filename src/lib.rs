@@ -77,7 +77,7 @@ mod jwks;
 mod layer;
 mod require_scope;
 mod scope;
-mod validate;
+mod token;
 mod verified_cache;
 
 #[cfg(feature = "axum")]
@@ -97,4 +97,4 @@ pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus};
 pub use layer::{BearerLayer, BearerService, ResponseFuture};
 pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};
 pub use scope::{InsufficientScope, ScopeRequirement, ScopeSet, Scopes};
-pub use validate::{Algorithm, TokenError, UnknownAlgorithm};
+pub use token::{Algorithm, TokenError, UnknownAlgorithm};

@@ -17,8 +17,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::claims::Payload;
-use crate::validate::{MAX_CLAIM_VALUES, OneOrMany, RawClaims, TokenError};
+use crate::token::{MAX_CLAIM_VALUES, OneOrMany, Payload, RawClaims, TokenError};
 
 /// The scopes a verified token grants: a sorted, de-duplicated set of scope tokens.
 #[derive(Clone, Default, PartialEq, Eq)]

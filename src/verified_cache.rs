@@ -31,7 +31,7 @@ use moka::Expiry;
 use moka::sync::{Cache, SegmentedCache};
 
 use crate::claims::Claims;
-use crate::validate;
+use crate::token;
 
 /// Default bound on the cache's total size.
 pub(crate) const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -95,7 +95,7 @@ impl Expiry<Arc<str>, Entry> for UntilExpiry {
         entry: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let remaining = (entry.until - validate::now()).max(0.0);
+        let remaining = (entry.until - token::now()).max(0.0);
         // A far-future `exp` or an unbounded cap must saturate, never panic.
         Some(Duration::try_from_secs_f64(remaining).unwrap_or(Duration::MAX))
     }
@@ -226,7 +226,7 @@ impl VerifiedCache {
     pub(crate) fn insert(&self, token: &str, cached: CachedToken) {
         let until = cached
             .expires_at
-            .min(validate::now() + self.max_entry_lifetime);
+            .min(token::now() + self.max_entry_lifetime);
         let bytes = token.len() + cached.claims.heap_bytes() + ENTRY_OVERHEAD_BYTES;
         let token: Arc<str> = token.into();
         let entry = Entry {
@@ -360,8 +360,8 @@ mod tests {
     use crate::testing::SigningKey;
 
     fn verified(token: &str) -> CachedToken {
-        let parsed = validate::parse(token).expect("parses");
-        let raw = validate::parse_claims(&parsed.payload).expect("claims");
+        let parsed = token::parse(token).expect("parses");
+        let raw = token::parse_claims(&parsed.payload).expect("claims");
         let expires_at = raw.exp.map_or(0.0, |exp| exp.0);
         let claims = Claims::from_verified(
             raw,
@@ -399,14 +399,14 @@ mod tests {
         let token = token();
         let capped = cache(Duration::ZERO);
         capped.insert(&token, verified(&token));
-        assert!(capped.get(&token, validate::now()).is_none(), "this thread");
+        assert!(capped.get(&token, token::now()).is_none(), "this thread");
         std::thread::scope(|scope| {
-            scope.spawn(|| assert!(capped.get(&token, validate::now()).is_none(), "another"));
+            scope.spawn(|| assert!(capped.get(&token, token::now()).is_none(), "another"));
         });
 
         let uncapped = cache(DEFAULT_MAX_ENTRY_LIFETIME);
         uncapped.insert(&token, verified(&token));
-        assert!(uncapped.get(&token, validate::now()).is_some());
+        assert!(uncapped.get(&token, token::now()).is_some());
     }
 
     #[test]
@@ -427,10 +427,7 @@ mod tests {
         let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
         cache.insert(&token, verified(&token));
         assert_eq!(
-            cache
-                .get(&token, validate::now())
-                .expect("hit")
-                .key_generation,
+            cache.get(&token, token::now()).expect("hit").key_generation,
             1
         );
         // Verified again against a new key set.
@@ -440,10 +437,7 @@ mod tests {
         };
         cache.insert(&token, again);
         assert_eq!(
-            cache
-                .get(&token, validate::now())
-                .expect("hit")
-                .key_generation,
+            cache.get(&token, token::now()).expect("hit").key_generation,
             2
         );
     }
@@ -457,7 +451,7 @@ mod tests {
         });
         tiny.insert(&token, verified(&token));
         for _ in 0..3 {
-            assert!(tiny.get(&token, validate::now()).is_none());
+            assert!(tiny.get(&token, token::now()).is_none());
         }
     }
 
@@ -479,7 +473,7 @@ mod tests {
         let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
         cache.insert(&token, cached.clone());
         for _ in 0..DETACH_AFTER + 2 {
-            let hit = cache.get(&token, validate::now()).expect("hit");
+            let hit = cache.get(&token, token::now()).expect("hit");
             assert!(hit.claims.shares_with(&cached.claims));
         }
     }
@@ -492,8 +486,8 @@ mod tests {
             cache(DEFAULT_MAX_ENTRY_LIFETIME),
         );
         one.insert(&token, verified(&token));
-        assert!(one.get(&token, validate::now()).is_some());
-        assert!(other.get(&token, validate::now()).is_none());
+        assert!(one.get(&token, token::now()).is_some());
+        assert!(other.get(&token, token::now()).is_none());
     }
 
     #[test]
@@ -501,11 +495,11 @@ mod tests {
         let token = token();
         let cache = cache(DEFAULT_MAX_ENTRY_LIFETIME);
         cache.insert(&token, verified(&token));
-        let here = cache.get(&token, validate::now()).expect("hit");
+        let here = cache.get(&token, token::now()).expect("hit");
         let there = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let hit = || cache.get(&token, validate::now()).expect("hit");
+                    let hit = || cache.get(&token, token::now()).expect("hit");
                     let first = hit();
                     assert!(
                         first.claims.shares_with(&here.claims),

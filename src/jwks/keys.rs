@@ -30,7 +30,7 @@ use jsonwebtoken::jwk::{
 };
 use serde::Deserialize;
 
-use crate::validate::{Algorithm, AlgorithmSet, KeyFamily, KeyMaterial, TokenError, Verifier};
+use crate::token::{Algorithm, AlgorithmSet, KeyFamily, KeyMaterial, TokenError, Verifier};
 
 /// Most keys read from one JWK Set: issuers publish a handful, and each RSA key costs several
 /// parses, so a huge document must not turn into a CPU sink.

@@ -16,7 +16,7 @@ pub use keys::{KeyError, KeySet};
 pub use remote::JwksOptions;
 pub(crate) use remote::{JwksLocation, RemoteKeys};
 
-use crate::validate::TokenError;
+use crate::token::TokenError;
 
 /// The key source of one issuer.
 #[derive(Debug)]

@@ -72,7 +72,7 @@ use tokio::sync::watch;
 use super::discovery::{self, parse_http_url};
 use super::keys::KeySet;
 use super::{KeyFreshness, KeyStatus};
-use crate::validate::TokenError;
+use crate::token::TokenError;
 
 /// No configured duration may exceed this (100 years), so that `Instant` arithmetic cannot overflow.
 const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

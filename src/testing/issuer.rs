@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::{KeyRef, SigningKey, TestKeyError, TokenBuilder, random_kid, unix_now};
 use crate::jwks::KeySet;
-use crate::validate::Algorithm;
+use crate::token::Algorithm;
 
 const DEFAULT_AUDIENCE: &str = "test-api";
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);

@@ -120,7 +120,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
 use crate::jwks::KeySet;
-use crate::validate::Algorithm;
+use crate::token::Algorithm;
 
 mod issuer;
 
