@@ -30,7 +30,7 @@ pub fn service(
 ) -> BoxCloneSyncService<Request<Incoming>, Response<Full<Bytes>>, Infallible> {
     let scopes = RequireScopeLayer::per_path()
         .path("/payments", ScopeRequirement::all_of(["payments:read"]))
-        .otherwise(ScopeRequirement::all_of::<[&str; 0], &str>([]));
+        .otherwise(ScopeRequirement::any_token());
     let service = ServiceBuilder::new()
         .layer(BearerLayer::new(guard))
         .layer(scopes)

@@ -59,28 +59,24 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::challenge::{Rejection, is_grpc};
 use crate::claims::Claims;
-use crate::layer::Authenticated;
+use crate::http::rejection::{Protocol, Rejection};
+use crate::http::{Admitted, RenderContext};
 use crate::scope::ScopeSet;
 
-/// Why an extractor refused the request, ready to be sent as the response.
+/// Why an extractor refused the request, ready to be sent as the response (with the realm, the
+/// protocol and the rejection body of the guard the request went through).
 #[derive(Debug, Clone)]
 pub struct AuthRejection {
     rejection: Rejection,
-    realm: Option<&'static str>,
-    grpc: bool,
+    render: RenderContext<axum::body::Body>,
 }
 
 impl AuthRejection {
     fn new(rejection: Rejection, parts: &Parts) -> Self {
         AuthRejection {
             rejection,
-            realm: parts
-                .extensions
-                .get::<Authenticated>()
-                .and_then(|ran| ran.realm),
-            grpc: is_grpc(&parts.headers),
+            render: RenderContext::of_request(&parts.headers, &parts.extensions),
         }
     }
 
@@ -100,20 +96,21 @@ impl std::error::Error for AuthRejection {}
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        self.rejection.to_response(self.realm, self.grpc)
+        self.render.render(&self.rejection)
     }
 }
 
-/// Renders without a realm; prefer [`Guard::reject`](crate::Guard::reject) when the guard is at hand.
+/// Renders as HTTP without a realm; prefer [`Guard::reject`](crate::Guard::reject) when the guard
+/// is at hand.
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        self.to_response(None, false)
+        self.to_response(None, Protocol::Http)
     }
 }
 
 /// The claims the layer left in the request, or the rejection to send when it never ran.
 fn claims_in(parts: &Parts) -> Result<Option<Claims>, AuthRejection> {
-    if parts.extensions.get::<Authenticated>().is_none() {
+    if parts.extensions.get::<Admitted>().is_none() {
         tracing::error!(
             path = parts.uri.path(),
             "bearer-guard extractor used on a route without BearerLayer: request refused"
@@ -181,15 +178,7 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
         _state: &State,
     ) -> Result<Self, Self::Rejection> {
         let claims = required(parts)?;
-        let requirement = S::requirement();
-        if let Err(insufficient) = requirement.check(claims.scopes()) {
-            tracing::debug!(
-                client_id = claims.client_id(),
-                path = parts.uri.path(),
-                required = %requirement,
-                outcome = "insufficient_scope",
-                "scope check failed"
-            );
+        if let Err(insufficient) = claims.check_scopes(S::requirement(), parts.uri.path()) {
             return Err(AuthRejection::new(insufficient.into(), parts));
         }
         Ok(RequireScope {

@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::scope::{ScopeClaims, Scopes};
+use crate::scope::{InsufficientScope, ScopeClaims, ScopeRequirement, Scopes};
 use crate::token::{Algorithm, Payload, RawClaims, TokenError};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
@@ -200,6 +200,23 @@ impl Claims {
     /// The `kid` of the key that verified the token, if the token named one.
     pub fn key_id(&self) -> Option<&str> {
         self.inner.key_id.as_deref()
+    }
+
+    /// Check `requirement` against these scopes for a request to `path`, logging a refusal.
+    pub(crate) fn check_scopes(
+        &self,
+        requirement: &ScopeRequirement,
+        path: &str,
+    ) -> Result<(), InsufficientScope> {
+        requirement.check(self.scopes()).inspect_err(|_| {
+            tracing::debug!(
+                client_id = self.client_id(),
+                path,
+                required = %requirement.describe(),
+                outcome = "insufficient_scope",
+                "scope check failed"
+            );
+        })
     }
 
     /// The raw JSON payload, exactly as signed.

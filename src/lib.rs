@@ -69,16 +69,13 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod bearer;
-mod challenge;
 mod claims;
 mod guard;
+mod http;
 mod jwks;
-mod layer;
-mod require_scope;
+pub mod layer;
 mod scope;
 mod token;
-mod verified_cache;
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -87,14 +84,13 @@ pub mod testing;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
-pub use bearer::BearerError;
-pub use challenge::Rejection;
 pub use claims::Claims;
 pub use guard::{
     BuildError, CacheStats, DEFAULT_LEEWAY, DEFAULT_STARTUP_TIMEOUT, Guard, GuardBuilder, Issuer,
 };
+pub use http::rejection::{EmptyBody, Protocol, Rejection, RejectionBody};
+pub use http::source::BearerError;
 pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus};
-pub use layer::{BearerLayer, BearerService, ResponseFuture};
-pub use require_scope::{RequireScopeLayer, RequireScopeService, ScopeFuture};
+pub use layer::{BearerLayer, BearerService, RequireScopeLayer, RequireScopeService};
 pub use scope::{InsufficientScope, ScopeRequirement, ScopeSet, Scopes};
 pub use token::{Algorithm, TokenError, UnknownAlgorithm};

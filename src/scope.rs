@@ -177,6 +177,27 @@ impl ScopeRequirement {
     pub fn is_any_of(&self) -> bool {
         self.mode == Mode::AnyOf
     }
+
+    /// The requirement every valid token meets (no scope needed): for per-path policies whose
+    /// unlisted paths should accept any authenticated caller.
+    pub const fn any_token() -> Self {
+        ScopeRequirement::all_of_static(&[])
+    }
+
+    /// For logs: `all of a b`, `one of a b`, or `any token`.
+    pub(crate) fn describe(&self) -> impl fmt::Display + '_ {
+        struct Describe<'r>(&'r ScopeRequirement);
+        impl fmt::Display for Describe<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match (self.0.scopes.is_empty(), self.0.mode) {
+                    (true, Mode::AllOf) => f.write_str("any token"),
+                    (_, Mode::AllOf) => write!(f, "all of {}", self.0),
+                    (_, Mode::AnyOf) => write!(f, "one of {}", self.0),
+                }
+            }
+        }
+        Describe(self)
+    }
 }
 
 /// Space-separated list of the required scopes (the RFC 6750 `scope` parameter).

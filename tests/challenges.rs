@@ -433,9 +433,9 @@ async fn unlimited_token_size_does_not_overflow() {
 
 #[test]
 fn rejections_carry_no_store_and_the_rejection() {
-    for grpc in [false, true] {
+    for protocol in [bearer_guard::Protocol::Http, bearer_guard::Protocol::Grpc] {
         let rejection = Rejection::from(TokenError::InvalidSignature);
-        let response: http::Response<()> = rejection.to_response(Some("api"), grpc);
+        let response: http::Response<()> = rejection.to_response(Some("api"), protocol);
         assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
         assert_eq!(response.extensions().get::<Rejection>(), Some(&rejection));
     }

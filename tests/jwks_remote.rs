@@ -325,7 +325,7 @@ async fn past_the_stale_limit_requests_get_503_with_retry_after() {
     let retry_after = unavailable(Err::<(), _>(error.clone())).expect("keys unavailable");
     assert!(retry_after >= Duration::from_secs(1));
     let rejection = Rejection::from(error);
-    let response = rejection.to_response::<()>(None, false);
+    let response = rejection.to_response::<()>(None, bearer_guard::Protocol::Http);
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let status = &guard.key_status()[0];

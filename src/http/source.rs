@@ -1,10 +1,13 @@
-//! Pulling the access token out of a request (RFC 6750 §2).
+//! Where the access token comes from: pulling it out of a request (RFC 6750 §2), once.
 //!
 //! - `Authorization: Bearer <token>`: the scheme is case-insensitive, the token must be a
 //!   `b64token`, and there must be exactly one `Authorization` header.
-//! - The `access_token` query parameter (RFC 6750 §2.3) is read only when opted in, and a token sent
-//!   both ways is a malformed request. The form-body method (§2.2) is not supported: reading a body
-//!   in an authentication layer would buffer every request.
+//! - Opt-in sources, each read only when configured: the `access_token` query parameter (RFC 6750
+//!   §2.3), a header of the application's choosing carrying the bare token (for example one a
+//!   proxy sets), and a cookie. The form-body method (§2.2) is not supported: reading a body in an
+//!   authentication layer would buffer every request.
+//! - A request carries at most one token: a token found by two sources, or twice by one, is a
+//!   malformed request (400), never resolved by picking one.
 //! - A token longer than the size limit is refused before any parsing.
 //!
 //! A request with no `Authorization` header, or one with another scheme (`Basic …`), carries no
@@ -12,8 +15,9 @@
 
 use std::borrow::Cow;
 
+use headers::HeaderMapExt as _;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderName, Uri};
 
 /// Default maximum token size in bytes.
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -54,37 +58,84 @@ impl BearerError {
 
 /// Where tokens may be read from, and how large they may be.
 #[derive(Clone, Debug)]
-pub(crate) struct BearerPolicy {
+pub(crate) struct TokenSources {
     pub(crate) max_token_bytes: usize,
     pub(crate) allow_query: bool,
+    /// A header carrying the bare token (no scheme).
+    pub(crate) header: Option<HeaderName>,
+    /// A cookie carrying the bare token.
+    pub(crate) cookie: Option<Box<str>>,
 }
 
-impl Default for BearerPolicy {
+impl Default for TokenSources {
     fn default() -> Self {
-        BearerPolicy {
+        TokenSources {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             allow_query: false,
+            header: None,
+            cookie: None,
         }
     }
 }
 
-impl BearerPolicy {
-    /// The bearer token of a request: `Ok(None)` when there is none, an error when the request is
-    /// malformed.
+impl TokenSources {
+    /// The token of a request: `Ok(None)` when there is none, an error when the request is
+    /// malformed (or carries a token by more than one source).
     pub(crate) fn extract<'r>(
         &self,
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<Cow<'r, str>>, BearerError> {
-        let header_token = self.header_token(headers)?;
-        if !self.allow_query {
-            return Ok(header_token.map(Cow::Borrowed));
+        let mut found = self.header_token(headers)?.map(Cow::Borrowed);
+        if self.allow_query {
+            found = one_of(found, self.query_token(uri)?)?;
         }
-        match (header_token, self.query_token(uri)?) {
-            (Some(_), Some(_)) => Err(BearerError::MultipleTokens),
-            (Some(token), None) => Ok(Some(Cow::Borrowed(token))),
-            (None, query) => Ok(query),
+        if let Some(name) = &self.header {
+            found = one_of(
+                found,
+                self.custom_header_token(headers, name)?.map(Cow::Borrowed),
+            )?;
         }
+        if let Some(name) = &self.cookie {
+            found = one_of(found, self.cookie_token(headers, name)?.map(Cow::Owned))?;
+        }
+        Ok(found)
+    }
+
+    /// The bare token of the configured header: exactly one such header, a `b64token`.
+    fn custom_header_token<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        name: &HeaderName,
+    ) -> Result<Option<&'r str>, BearerError> {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(BearerError::MultipleHeaders);
+        }
+        self.check_token(value.as_bytes().trim_ascii()).map(Some)
+    }
+
+    /// The token of the configured cookie, read with the `headers` crate's `Cookie` parser across
+    /// every `Cookie` header; the cookie named twice is two tokens.
+    fn cookie_token(&self, headers: &HeaderMap, name: &str) -> Result<Option<String>, BearerError> {
+        let Some(cookies) = headers.typed_get::<headers::Cookie>() else {
+            return Ok(None);
+        };
+        let mut values = cookies
+            .iter()
+            .filter(|(candidate, _)| *candidate == name)
+            .map(|(_, value)| value);
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(BearerError::MultipleTokens);
+        }
+        self.check_token(value.as_bytes())
+            .map(|token| Some(token.to_owned()))
     }
 
     fn header_token<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, BearerError> {
@@ -140,8 +191,8 @@ impl BearerPolicy {
         }
         let body_len = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
         let (body, _padding) = token.split_at(body_len);
-        // No early exit: the branch-free fold compiles to SIMD, which matters because every
-        // request pays this over the whole token (it was half of a cache hit as a per-byte `all`).
+        // No early exit: the branch-free fold compiles to SIMD, and every request pays this over
+        // the whole token.
         let valid = !body.is_empty()
             && body
                 .iter()
@@ -151,6 +202,17 @@ impl BearerPolicy {
         }
         // Only ASCII was accepted above, so this cannot fail.
         std::str::from_utf8(token).map_err(|_| BearerError::Malformed)
+    }
+}
+
+/// The token found so far and the next source's: two tokens are a malformed request.
+fn one_of<'r>(
+    found: Option<Cow<'r, str>>,
+    next: Option<Cow<'r, str>>,
+) -> Result<Option<Cow<'r, str>>, BearerError> {
+    match (found, next) {
+        (Some(_), Some(_)) => Err(BearerError::MultipleTokens),
+        (found, next) => Ok(found.or(next)),
     }
 }
 

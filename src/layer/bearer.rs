@@ -9,6 +9,11 @@
 //! In [optional](BearerLayer::optional) mode a request without any token is let through without
 //! claims; a request with a token that fails verification is still rejected.
 //!
+//! A request whose token is in the verified-token cache is decided in [`BearerService::call`]
+//! itself, without allocating a future; any other token is verified in a boxed future, after
+//! which the inner service is called. The application can shape rejection bodies with
+//! [`BearerLayer::rejection_body`]; stages further in (scope checks, extractors) use the same.
+//!
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use bearer_guard::testing::SigningKey;
@@ -51,23 +56,17 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::challenge::Rejection;
 use crate::claims::Claims;
-use crate::guard::Guard;
-
-/// Marks a request the guard has looked at, so scope checks further in can tell "no token" from
-/// "the guard never ran" (a misconfiguration), and render challenges with the guard's realm.
-#[derive(Clone, Copy)]
-pub(crate) struct Authenticated {
-    /// The guard's realm, for challenges rendered further in.
-    pub(crate) realm: Option<&'static str>,
-}
+use crate::guard::{Guard, Started};
+use crate::http::rejection::{EmptyBody, Protocol, Rejection, RejectionBody};
+use crate::http::{Admitted, InheritedBody};
 
 /// A [`Layer`] that authenticates requests with a [`Guard`].
 #[derive(Clone, Debug)]
-pub struct BearerLayer {
+pub struct BearerLayer<H = EmptyBody> {
     guard: Guard,
     optional: bool,
+    body: H,
 }
 
 impl BearerLayer {
@@ -76,6 +75,7 @@ impl BearerLayer {
         BearerLayer {
             guard,
             optional: false,
+            body: EmptyBody,
         }
     }
 
@@ -84,129 +84,190 @@ impl BearerLayer {
         BearerLayer {
             guard,
             optional: true,
+            body: EmptyBody,
         }
     }
 }
 
-impl<S> Layer<S> for BearerLayer {
-    type Service = BearerService<S>;
+impl<H> BearerLayer<H> {
+    /// Shape the body of every rejection this layer, and the scope checks and extractors inside
+    /// it, send (JSON problem details, say). Status, challenge and gRPC headers stay the guard's.
+    ///
+    /// ```
+    /// use bearer_guard::{BearerLayer, Guard, Rejection};
+    /// use http::HeaderValue;
+    ///
+    /// fn problem_details(rejection: &Rejection) -> Option<(HeaderValue, axum::body::Body)> {
+    ///     let json = serde_json::json!({
+    ///         "title": rejection.description(),
+    ///         "status": rejection.status().as_u16(),
+    ///     });
+    ///     Some((HeaderValue::from_static("application/problem+json"), json.to_string().into()))
+    /// }
+    /// # fn layer(guard: Guard) {
+    /// let layer = BearerLayer::new(guard).rejection_body(problem_details);
+    /// # let _ = layer; }
+    /// ```
+    pub fn rejection_body<B, H2: RejectionBody<B>>(self, body: H2) -> BearerLayer<H2> {
+        BearerLayer {
+            guard: self.guard,
+            optional: self.optional,
+            body,
+        }
+    }
+}
+
+impl<S, H: Clone> Layer<S> for BearerLayer<H> {
+    type Service = BearerService<S, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BearerService {
             inner,
             guard: self.guard.clone(),
             optional: self.optional,
+            body: self.body.clone(),
         }
     }
 }
 
 /// The service [`BearerLayer`] produces.
 #[derive(Clone, Debug)]
-pub struct BearerService<S> {
+pub struct BearerService<S, H = EmptyBody> {
     inner: S,
     guard: Guard,
     optional: bool,
+    body: H,
 }
 
-type Authentication<B> =
-    Pin<Box<dyn Future<Output = (Request<B>, Result<Option<Claims>, Rejection>)> + Send>>;
+impl<S, H> BearerService<S, H> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerService<S>
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The verification of a token, which hands the request back with the outcome.
+type Authentication<ReqBody> =
+    Pin<Box<dyn Future<Output = (Request<ReqBody>, Result<Claims, Rejection>)> + Send>>;
+
+impl<S, H, ReqBody, ResBody> Service<Request<ReqBody>> for BearerService<S, H>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    H: RejectionBody<ResBody>,
     ReqBody: Send + 'static,
-    ResBody: Default,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = ResponseFuture<S, ReqBody, H>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The clone that was driven to readiness serves this request; a fresh clone stays behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        // Repeated tokens (the common case) are decided here, without allocating a future.
-        if let Some(outcome) = self
-            .guard
-            .authenticate_cached(request.headers(), request.uri())
-        {
-            let state = match admit(&self.guard, self.optional, request, outcome) {
-                Ok(request) => State::Calling {
-                    future: inner.call(request),
-                },
-                Err(response) => State::Answered {
-                    response: Some(response),
-                },
-            };
-            return ResponseFuture { state };
-        }
-        let guard = self.guard.clone();
-        let authentication: Authentication<ReqBody> = Box::pin(async move {
-            let outcome = guard.authenticate(request.headers(), request.uri()).await;
-            (request, outcome)
-        });
-        ResponseFuture {
-            state: State::Authenticating {
-                authentication,
-                inner: Some(inner),
-                guard: self.guard.clone(),
-                optional: self.optional,
-            },
-        }
+        let state = match self.guard.start(request.headers(), request.uri()) {
+            // Decided now: the service driven to readiness serves the request at once.
+            Started::Decided(outcome) => {
+                match admit(&self.guard, self.optional, &self.body, request, outcome) {
+                    Ok(request) => State::Calling {
+                        future: self.inner.call(request),
+                    },
+                    Err(response) => State::Answered {
+                        response: Some(response),
+                    },
+                }
+            }
+            // The ready service goes with the future; a fresh clone stays behind for the next call.
+            Started::Verify(token) => {
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let guard = self.guard.clone();
+                State::Authenticating {
+                    authentication: Box::pin(async move {
+                        let outcome = guard.finish(&token).await;
+                        (request, outcome)
+                    }),
+                    guard: self.guard.clone(),
+                    optional: self.optional,
+                    body: self.body.clone(),
+                    service,
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 
 /// Let the request in with its claims, or answer it.
-fn admit<B, R: Default>(
+fn admit<ReqBody, ResBody: Default + 'static>(
     guard: &Guard,
     optional: bool,
-    mut request: Request<B>,
+    body: &impl RejectionBody<ResBody>,
+    mut request: Request<ReqBody>,
     outcome: Result<Option<Claims>, Rejection>,
-) -> Result<Request<B>, Response<R>> {
+) -> Result<Request<ReqBody>, Response<ResBody>> {
     let claims = match outcome {
         Ok(None) if !optional => Err(Rejection::MissingToken),
         Ok(claims) => Ok(claims),
         Err(rejection) => Err(rejection),
     }
-    .map_err(|rejection| guard.reject(&rejection, request.headers()))?;
+    .map_err(|rejection| {
+        let protocol = Protocol::of(request.headers());
+        rejection.render(guard.static_realm(), protocol, &|rejection| {
+            body.body(rejection)
+        })
+    })?;
     let extensions = request.extensions_mut();
     // Only claims this guard verified reach the service, whatever an outer layer inserted.
     extensions.remove::<Claims>();
     if let Some(claims) = claims {
         extensions.insert(claims);
     }
-    extensions.insert(Authenticated {
+    extensions.insert(Admitted {
         realm: guard.static_realm(),
     });
+    if let Some(inherited) = InheritedBody::of(body) {
+        extensions.insert(inherited);
+    }
     Ok(request)
 }
 
 pin_project! {
     /// The response future of [`BearerService`].
-    pub struct ResponseFuture<S, ReqBody>
+    pub struct ResponseFuture<S, ReqBody, H = EmptyBody>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S, ReqBody>,
+        state: State<S, ReqBody, H>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, ReqBody>
+    enum State<S, ReqBody, H>
     where
         S: Service<Request<ReqBody>>,
     {
+        // The token is being verified; the service readied for this request waits here and is
+        // called through a reference once the request is admitted.
         Authenticating {
             authentication: Authentication<ReqBody>,
-            inner: Option<S>,
             guard: Guard,
             optional: bool,
+            body: H,
+            service: S,
         },
         Calling {
             #[pin]
@@ -218,10 +279,11 @@ pin_project! {
     }
 }
 
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+impl<S, H, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, H>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
+    H: RejectionBody<ResBody>,
+    ResBody: Default + 'static,
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
@@ -231,17 +293,15 @@ where
             match this.state.as_mut().project() {
                 StateProj::Authenticating {
                     authentication,
-                    inner,
                     guard,
                     optional,
+                    body,
+                    service,
                 } => {
                     let (request, outcome) = ready!(authentication.as_mut().poll(cx));
-                    let request = match admit(guard, *optional, request, outcome) {
+                    let request = match admit(guard, *optional, body, request, outcome.map(Some)) {
                         Ok(request) => request,
                         Err(response) => return Poll::Ready(Ok(response)),
-                    };
-                    let Some(mut service) = inner.take() else {
-                        unreachable!("the state moves to Calling as soon as the service is taken");
                     };
                     let future = service.call(request);
                     this.state.set(State::Calling { future });

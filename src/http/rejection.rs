@@ -1,5 +1,5 @@
-//! Every rejection, rendered: HTTP status and RFC 6750 `WWW-Authenticate` challenge, or a gRPC
-//! status for gRPC requests.
+//! Every rejection, and its one renderer: HTTP status and RFC 6750 `WWW-Authenticate` challenge,
+//! or a gRPC status for gRPC requests.
 //!
 //! | rejection | HTTP | challenge | gRPC |
 //! |---|---|---|---|
@@ -10,7 +10,10 @@
 //! | no keys to verify with | 503 + `Retry-After` | none | 14 UNAVAILABLE |
 //!
 //! Parameters are comma-separated quoted strings; `error_description` comes from a fixed table of
-//! texts and never echoes the token, a key or any other input.
+//! texts and never echoes the token, a key or any other input. Every rejection carries
+//! `Cache-Control: no-store` and the [`Rejection`] itself as a response extension. The body is
+//! empty unless the application shapes it with a [`RejectionBody`]; status and headers stay the
+//! guard's either way.
 //!
 //! ```
 //! use bearer_guard::{Rejection, TokenError};
@@ -28,7 +31,7 @@ use std::fmt::Write as _;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::bearer::BearerError;
+use super::source::BearerError;
 use crate::scope::InsufficientScope;
 use crate::token::TokenError;
 
@@ -130,7 +133,7 @@ impl Rejection {
         }
     }
 
-    /// The full response: HTTP (status and challenge) or, when `grpc`, an HTTP 200 carrying
+    /// The full response: HTTP (status and challenge) or, for gRPC, an HTTP 200 carrying
     /// `grpc-status` and `grpc-message`. The body is `B::default()`, so the same layer fits axum,
     /// hyper and tonic.
     ///
@@ -138,46 +141,127 @@ impl Rejection {
     /// answer about a credential) and the `Rejection` itself as a response extension, so that
     /// middleware outside the guard (metrics, access logs) sees a rejection even where gRPC
     /// rendering made the HTTP status 200.
-    pub fn to_response<B: Default>(&self, realm: Option<&str>, grpc: bool) -> Response<B> {
-        let mut response = Response::new(B::default());
+    pub fn to_response<B: Default>(&self, realm: Option<&str>, protocol: Protocol) -> Response<B> {
+        self.render(realm, protocol, &|_| None)
+    }
+
+    /// The one renderer: [`to_response`](Self::to_response) with the body `body` gives.
+    pub(crate) fn render<B: Default>(
+        &self,
+        realm: Option<&str>,
+        protocol: Protocol,
+        body: &dyn Fn(&Rejection) -> Option<(HeaderValue, B)>,
+    ) -> Response<B> {
+        let shaped = match protocol {
+            Protocol::Http => body(self),
+            Protocol::Grpc => None,
+        };
+        let (content_type, body) = match shaped {
+            Some((content_type, body)) => (Some(content_type), body),
+            None => (None, B::default()),
+        };
+        let mut response = Response::new(body);
         response.extensions_mut().insert(self.clone());
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if !grpc {
-            *response.status_mut() = self.status();
-        }
         let headers = response.headers_mut();
-        if grpc {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert(
-                "grpc-status",
-                HeaderValue::from(u16::from(self.grpc_status())),
-            );
-            if let Ok(message) = HeaderValue::try_from(percent_encode(self.description())) {
-                headers.insert("grpc-message", message);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match protocol {
+            Protocol::Grpc => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert(
+                    "grpc-status",
+                    HeaderValue::from(u16::from(self.grpc_status())),
+                );
+                if let Ok(message) = HeaderValue::try_from(percent_encode(self.description())) {
+                    headers.insert("grpc-message", message);
+                }
             }
-        } else if let Some(challenge) = self.www_authenticate(realm) {
-            headers.insert(WWW_AUTHENTICATE, challenge);
+            Protocol::Http => {
+                *response.status_mut() = self.status();
+                let headers = response.headers_mut();
+                if let Some(challenge) = self.www_authenticate(realm) {
+                    headers.insert(WWW_AUTHENTICATE, challenge);
+                }
+                if let Some(content_type) = content_type {
+                    headers.insert(CONTENT_TYPE, content_type);
+                }
+            }
         }
         if let Some(seconds) = self.retry_after() {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
 }
 
-/// Whether a request is a gRPC call (`content-type: application/grpc` or `application/grpc+…`).
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .get(..16)
-                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("application/grpc"))
-                && matches!(value.as_bytes().get(16), None | Some(b'+' | b';'))
-        })
+/// How a request wants to hear a rejection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// An HTTP status with an RFC 6750 challenge.
+    Http,
+    /// gRPC: HTTP 200 with `grpc-status` and `grpc-message` (trailers-only response).
+    Grpc,
+}
+
+impl Protocol {
+    /// gRPC for requests with `content-type: application/grpc` (or `application/grpc+…`), HTTP
+    /// otherwise.
+    pub fn of(headers: &HeaderMap) -> Protocol {
+        let grpc = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .get(..16)
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case("application/grpc"))
+                    && matches!(value.as_bytes().get(16), None | Some(b'+' | b';'))
+            });
+        if grpc { Protocol::Grpc } else { Protocol::Http }
+    }
+}
+
+/// Shapes the body of rejection responses (JSON problem details, say). The status,
+/// `WWW-Authenticate`, `Retry-After`, `Cache-Control` and gRPC headers stay the guard's; for gRPC
+/// requests the body is never used (a gRPC rejection is trailers-only).
+///
+/// Any `Fn(&Rejection) -> Option<(HeaderValue, B)>` is one: it returns the content type and the
+/// body, or `None` for the default empty body.
+///
+/// ```
+/// use bearer_guard::{Protocol, Rejection, RejectionBody, TokenError};
+/// use http::HeaderValue;
+///
+/// let problem = |rejection: &Rejection| {
+///     let json = format!(r#"{{"title":"{}","status":{}}}"#, rejection.description(), rejection.status().as_u16());
+///     Some((HeaderValue::from_static("application/problem+json"), json))
+/// };
+/// let body = problem.body(&Rejection::from(TokenError::Expired));
+/// assert_eq!(body.unwrap().1, r#"{"title":"The access token expired","status":401}"#);
+/// ```
+pub trait RejectionBody<B>: Clone + Send + Sync + 'static {
+    /// The content type and body of the response to `rejection`; `None` leaves it empty.
+    fn body(&self, rejection: &Rejection) -> Option<(HeaderValue, B)>;
+}
+
+/// The default [`RejectionBody`]: empty.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmptyBody;
+
+impl<B> RejectionBody<B> for EmptyBody {
+    fn body(&self, _: &Rejection) -> Option<(HeaderValue, B)> {
+        None
+    }
+}
+
+impl<B, F> RejectionBody<B> for F
+where
+    F: Fn(&Rejection) -> Option<(HeaderValue, B)> + Clone + Send + Sync + 'static,
+{
+    fn body(&self, rejection: &Rejection) -> Option<(HeaderValue, B)> {
+        self(rejection)
+    }
 }
 
 /// Comma-separated `name="value"` auth-params after the scheme.

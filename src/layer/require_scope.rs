@@ -32,9 +32,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::challenge::{Rejection, is_grpc};
 use crate::claims::Claims;
-use crate::layer::Authenticated;
+use crate::http::rejection::Rejection;
+use crate::http::{Admitted, RenderContext};
 use crate::scope::{ScopeRequirement, ScopeSet};
 
 /// What a [`RequireScopeLayer`] checks.
@@ -102,8 +102,8 @@ impl RequireScopeLayer {
         self.map_per_path(|paths, _| paths.push((path.into().into_boxed_str(), requirement)))
     }
 
-    /// The requirement for paths not listed. Use
-    /// `ScopeRequirement::all_of::<[&str; 0], &str>([])` to accept any valid token there.
+    /// The requirement for paths not listed. Use [`ScopeRequirement::any_token`] to accept any
+    /// valid token there.
     pub fn otherwise(self, requirement: ScopeRequirement) -> Self {
         self.map_per_path(|_, otherwise| *otherwise = Some(requirement))
     }
@@ -147,74 +147,81 @@ pub struct RequireScopeService<S> {
     policy: Arc<Policy>,
 }
 
+impl<S> RequireScopeService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ScopeFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match check(&self.policy, &request) {
-            Ok(()) => ScopeFuture {
-                state: ScopeState::Allowed {
-                    future: self.inner.call(request),
-                },
+        let state = match check(&self.policy, &request) {
+            Ok(()) => State::Allowed {
+                future: self.inner.call(request),
             },
-            Err(response) => ScopeFuture {
-                state: ScopeState::Refused {
-                    response: Some(response),
-                },
+            Err(rejection) => State::Refused {
+                response: Some(
+                    RenderContext::of_request(request.headers(), request.extensions())
+                        .render(&rejection),
+                ),
             },
-        }
+        };
+        ResponseFuture { state }
     }
 }
 
-/// The scope decision for one request: `Err` holds the response to send instead.
-fn check<B, R: Default>(policy: &Policy, request: &Request<B>) -> Result<(), Response<R>> {
+/// The scope decision for one request.
+fn check<B>(policy: &Policy, request: &Request<B>) -> Result<(), Rejection> {
     let extensions = request.extensions();
-    let guard = extensions.get::<Authenticated>();
-    let realm = guard.and_then(|ran| ran.realm);
-    let grpc = is_grpc(request.headers());
     let Some(claims) = extensions.get::<Claims>() else {
-        if guard.is_none() {
+        if extensions.get::<Admitted>().is_none() {
             tracing::error!(
                 path = request.uri().path(),
                 "RequireScopeLayer reached without BearerLayer in front of it: request refused"
             );
         }
-        return Err(Rejection::MissingToken.to_response(realm, grpc));
+        return Err(Rejection::MissingToken);
     };
     let requirement = policy.requirement_for(request.uri().path());
-    requirement.check(claims.scopes()).map_err(|insufficient| {
-        tracing::debug!(
-            client_id = claims.client_id(),
-            path = request.uri().path(),
-            required = %requirement,
-            outcome = "insufficient_scope",
-            "scope check failed"
-        );
-        Rejection::from(insufficient).to_response(realm, grpc)
-    })
+    claims
+        .check_scopes(requirement, request.uri().path())
+        .map_err(Rejection::from)
 }
 
 pin_project! {
     /// The response future of [`RequireScopeService`].
-    pub struct ScopeFuture<F, B> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
-        state: ScopeState<F, B>,
+        state: State<F, B>,
     }
 }
 
 pin_project! {
-    #[project = ScopeStateProj]
-    enum ScopeState<F, B> {
+    #[project = StateProj]
+    enum State<F, B> {
         Allowed {
             #[pin]
             future: F,
@@ -225,7 +232,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for ScopeFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Default,
@@ -234,12 +241,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            ScopeStateProj::Allowed { future } => future.poll(cx),
-            ScopeStateProj::Refused { response } => {
+            StateProj::Allowed { future } => future.poll(cx),
+            StateProj::Refused { response } => {
                 // Never an empty 200 in an authorization layer: a second poll is a bug.
                 let response = response
                     .take()
-                    .expect("ScopeFuture polled after completion");
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Ok(response))
             }
         }

@@ -1,0 +1,296 @@
+//! Building a [`Guard`]: [`GuardBuilder`], the checks a configuration must pass ([`BuildError`]),
+//! and the key prefetch at start-up.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::HeaderName;
+
+use super::issuer::{Issuer, IssuerState};
+use super::verified_cache::{CacheConfig, VerifiedCache};
+use super::{Guard, GuardInner};
+use crate::http::source::TokenSources;
+
+/// Default for [`GuardBuilder::startup_timeout`].
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client for key and metadata fetches: the user's, or one made on first need.
+pub(crate) enum HttpClient {
+    Pending(Option<reqwest::Client>),
+    Ready(reqwest::Client),
+}
+
+impl HttpClient {
+    pub(super) fn get(&mut self) -> Result<reqwest::Client, BuildError> {
+        let client = match self {
+            HttpClient::Ready(client) => return Ok(client.clone()),
+            HttpClient::Pending(Some(client)) => client.clone(),
+            HttpClient::Pending(None) => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|err| BuildError::HttpClient(err.to_string()))?,
+        };
+        *self = HttpClient::Ready(client.clone());
+        Ok(client)
+    }
+}
+
+/// Configures a [`Guard`].
+#[derive(Debug, Default)]
+pub struct GuardBuilder {
+    issuers: Vec<Issuer>,
+    sources: TokenSources,
+    realm: Option<String>,
+    http_client: Option<reqwest::Client>,
+    startup_timeout: Option<Duration>,
+    require_keys_at_startup: bool,
+    cache: CacheSettings,
+}
+
+#[derive(Debug, Default)]
+struct CacheSettings {
+    disabled: bool,
+    config: CacheConfig,
+}
+
+impl GuardBuilder {
+    /// Trust tokens from this issuer. Call once per issuer.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The `realm` of the challenges (default: none). A fixed configuration value: each distinct
+    /// realm string is kept for the life of the process.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Largest accepted token in bytes (default 8 KiB); larger ones are refused before parsing.
+    pub fn max_token_bytes(mut self, limit: usize) -> Self {
+        self.sources.max_token_bytes = limit;
+        self
+    }
+
+    /// Also read the token from the `access_token` query parameter (RFC 6750 §2.3). Off by
+    /// default: URLs end up in logs. A token in both the header and the query is rejected.
+    pub fn allow_query_token(mut self, allow: bool) -> Self {
+        self.sources.allow_query = allow;
+        self
+    }
+
+    /// Also read the token from this header, which carries the bare token (no scheme), for
+    /// example `x-forwarded-access-token` set by a proxy in front of the API. A request with a
+    /// token here and in another source, or with this header twice, is refused with 400.
+    pub fn token_header(mut self, name: HeaderName) -> Self {
+        self.sources.header = Some(name);
+        self
+    }
+
+    /// Also read the token from the cookie `name` (off by default). Browsers send cookies on
+    /// their own, so an API that reads tokens from a cookie must defend against cross-site request
+    /// forgery (SameSite cookies, a CSRF token): machine clients rarely need this. A token in the
+    /// cookie and in another source, or the cookie twice, is refused with 400.
+    pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
+        self.sources.cookie = Some(name.into().into_boxed_str());
+        self
+    }
+
+    /// The HTTP client for every JWKS and metadata request (proxies, root certificates, …).
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a redirected response is
+    /// refused in any case, but a following client has already made the second request. Its own
+    /// timeouts apply on top of [`JwksOptions::fetch_timeout`]. Default: a client with no redirects.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// How long [`build`](Self::build) waits for the first keys of issuers with published keys,
+    /// failed attempts included (default [`DEFAULT_STARTUP_TIMEOUT`]). Fetches are retried with
+    /// [`JwksOptions::retry_backoff`]. `Duration::ZERO` skips the prefetch: the first request
+    /// fetches (all requests arriving meanwhile share that one fetch).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether [`build`](Self::build) fails with [`BuildError::KeysUnavailable`] when an issuer's
+    /// keys could not be fetched within the [startup timeout](Self::startup_timeout). Default
+    /// `false`: the guard is built, requests get 503 with `Retry-After`, and fetches are retried in
+    /// the background until keys arrive.
+    pub fn require_keys_at_startup(mut self, require: bool) -> Self {
+        self.require_keys_at_startup = require;
+        self
+    }
+
+    /// Keep verified tokens in memory so a repeated token costs a lookup, not a signature check
+    /// (default: on). Cached tokens are still checked on every request for expiry and for a
+    /// change of the issuer's keys; see the crate docs.
+    pub fn verified_token_cache(mut self, enabled: bool) -> Self {
+        self.cache.disabled = !enabled;
+        self
+    }
+
+    /// Bound on the verified-token cache in bytes (default 16 MiB): each entry counts its token,
+    /// everything its claims hold and a measured fixed overhead, so the bound is real memory.
+    ///
+    /// Each thread that verifies tokens also keeps up to 256 recently used entries of its own in
+    /// front of the shared cache, only ones the shared cache held and only entries counted at up
+    /// to 4 KiB. They share the shared entries' memory until an entry is hit often, then
+    /// hold a copy of its claims; with typical tokens this is a few hundred KiB per thread, at
+    /// most ~2 MiB, outside this bound.
+    pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
+        self.cache.config.max_bytes = max_bytes;
+        self
+    }
+
+    /// Longest time one verified token stays cached, whatever its `exp` (default 1 hour).
+    pub fn verified_token_cache_lifetime(mut self, lifetime: Duration) -> Self {
+        self.cache.config.max_entry_lifetime = lifetime;
+        self
+    }
+
+    /// Check the configuration, fetch published keys (see
+    /// [`startup_timeout`](Self::startup_timeout)) and build the guard.
+    pub async fn build(self) -> Result<Guard, BuildError> {
+        if self.issuers.is_empty() {
+            return Err(BuildError::NoIssuers);
+        }
+        let mut client = HttpClient::Pending(self.http_client);
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for issuer in self.issuers {
+            let state = issuer.into_state(&mut client)?;
+            if issuers
+                .iter()
+                .any(|seen: &IssuerState| seen.issuer == state.issuer)
+            {
+                return Err(BuildError::DuplicateIssuer {
+                    issuer: state.issuer.into(),
+                });
+            }
+            issuers.push(state);
+        }
+        let startup_timeout = self.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT);
+        if !startup_timeout.is_zero() {
+            let deadline = Instant::now() + startup_timeout.min(Duration::from_secs(24 * 3600));
+            // Every source fetches in its own task, so the fetches run side by side and the waits
+            // below share one deadline.
+            for issuer in &issuers {
+                issuer.keys.start_prefetch();
+            }
+            for issuer in &issuers {
+                let prefetched = issuer.keys.wait_for_keys(deadline).await;
+                if let Err(reason) = prefetched {
+                    if self.require_keys_at_startup {
+                        return Err(BuildError::KeysUnavailable {
+                            issuer: issuer.issuer.to_string(),
+                            reason,
+                        });
+                    }
+                    tracing::warn!(issuer = %issuer.issuer, %reason, "starting without keys; retrying in the background");
+                }
+            }
+        }
+        Ok(Guard {
+            inner: Arc::new(GuardInner {
+                issuers: issuers.into_boxed_slice(),
+                sources: self.sources,
+                realm: self.realm.map(intern),
+                cache: (!self.cache.disabled).then(|| VerifiedCache::new(self.cache.config)),
+            }),
+        })
+    }
+}
+
+/// The guard's configuration is incomplete or unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No issuer was configured.
+    #[error("no issuer configured")]
+    NoIssuers,
+    /// An issuer with an empty identifier.
+    #[error("issuer identifier is empty")]
+    EmptyIssuer,
+    /// The same issuer was configured twice.
+    #[error("issuer {issuer} configured twice")]
+    DuplicateIssuer {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer without an audience: every token must be checked against one.
+    #[error("issuer {issuer} has no audience")]
+    NoAudience {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer with an empty algorithm allow-list.
+    #[error("issuer {issuer} allows no algorithm")]
+    NoAlgorithms {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer without keys.
+    #[error("issuer {issuer} has no key source")]
+    NoKeySource {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A static key set with no key for the allowed algorithms, for example a JWK Set whose keys
+    /// are all for encryption, too weak or of an unsupported type, or RSA keys when only ECDSA is
+    /// allowed.
+    #[error("issuer {issuer} has no static key for its allowed algorithms")]
+    NoUsableKeys {
+        /// The issuer.
+        issuer: String,
+    },
+    /// HMAC algorithms allowed without an explicitly configured shared secret.
+    #[error("issuer {issuer} allows HMAC algorithms but has no shared secret")]
+    HmacWithoutSecret {
+        /// The issuer.
+        issuer: String,
+    },
+    /// HMAC algorithms allowed for an issuer whose keys are published (JWKS): a shared secret is
+    /// never taken from a JWK Set.
+    #[error("issuer {issuer} allows HMAC algorithms with published keys")]
+    HmacWithPublishedKeys {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A JWK Set URL, or an issuer to discover, that is not an `http(s)` URL.
+    #[error("issuer {issuer}: {reason}")]
+    InvalidUrl {
+        /// The issuer.
+        issuer: String,
+        /// What is wrong with the URL.
+        reason: String,
+    },
+    /// The HTTP client for key fetches could not be created.
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    /// An issuer's keys could not be fetched at start-up and
+    /// [`GuardBuilder::require_keys_at_startup`] was set.
+    #[error("issuer {issuer}: keys unavailable at start-up: {reason}")]
+    KeysUnavailable {
+        /// The issuer.
+        issuer: String,
+        /// The last fetch error.
+        reason: String,
+    },
+}
+
+/// A realm as a `&'static str`: the guard marks every request it admits with its realm, and a
+/// static string is copied there without the reference counting that two cores contend on. Each
+/// distinct realm is leaked once per process (guards built again with the same realm reuse it).
+fn intern(realm: String) -> &'static str {
+    static REALMS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut realms = REALMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = realms.get(realm.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(realm.into_boxed_str());
+    realms.insert(leaked);
+    leaked
+}
