@@ -101,7 +101,7 @@ impl GuardBuilder {
     /// The HTTP client for every JWKS and metadata request (proxies, root certificates, …).
     /// Build it with `redirect(reqwest::redirect::Policy::none())`: a redirected response is
     /// refused in any case, but a following client has already made the second request. Its own
-    /// timeouts apply on top of [`JwksOptions::fetch_timeout`]. Default: a client with no redirects.
+    /// timeouts apply on top of [`JwksOptions::fetch_timeout`](crate::JwksOptions::fetch_timeout). Default: a client with no redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -109,7 +109,7 @@ impl GuardBuilder {
 
     /// How long [`build`](Self::build) waits for the first keys of issuers with published keys,
     /// failed attempts included (default [`DEFAULT_STARTUP_TIMEOUT`]). Fetches are retried with
-    /// [`JwksOptions::retry_backoff`]. `Duration::ZERO` skips the prefetch: the first request
+    /// [`JwksOptions::retry_backoff`](crate::JwksOptions::retry_backoff). `Duration::ZERO` skips the prefetch: the first request
     /// fetches (all requests arriving meanwhile share that one fetch).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = Some(timeout);
