@@ -187,3 +187,63 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
         })
     }
 }
+
+/// The verified token's payload as the application's own type `T`, deserialized once per token
+/// ([`Claims::typed`]). Derefs to `T`. A payload that does not fit `T` is refused with
+/// `401 invalid_token` (the token lacks claims this API needs).
+///
+/// ```
+/// use bearer_guard::axum::ClaimsOf;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Tenant {
+///     tenant: String,
+/// }
+///
+/// async fn handler(caller: ClaimsOf<Tenant>) -> String {
+///     format!("tenant {}", caller.tenant)
+/// }
+/// # let _ = axum::routing::get(handler);
+/// ```
+pub struct ClaimsOf<T>(pub std::sync::Arc<T>);
+
+impl<T> Deref for ClaimsOf<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for ClaimsOf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClaimsOf(..)")
+    }
+}
+
+impl<T, State> FromRequestParts<State> for ClaimsOf<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    State: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = required(parts)?;
+        claims.typed::<T>().map(ClaimsOf).map_err(|err| {
+            tracing::debug!(
+                client_id = claims.client_id(),
+                reason = %err,
+                outcome = "rejected",
+                "token payload does not fit the handler's claims type"
+            );
+            AuthRejection::new(
+                Rejection::InvalidToken(crate::TokenError::InvalidClaim("claims")),
+                parts,
+            )
+        })
+    }
+}

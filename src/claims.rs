@@ -33,8 +33,9 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 
+use std::any::{Any, TypeId};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -64,6 +65,16 @@ struct ClaimsInner {
     algorithm: Algorithm,
     key_id: Option<String>,
     payload: Payload,
+    /// The payload as the first application type asked for with [`Claims::typed`], kept with the
+    /// claims (and so in the verified-token cache) for every later request with the same token.
+    typed: OnceLock<TypedPayload>,
+}
+
+/// A deserialized payload and the type it was deserialized into.
+#[derive(Clone)]
+struct TypedPayload {
+    type_id: TypeId,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 impl Claims {
@@ -96,6 +107,7 @@ impl Claims {
             algorithm,
             key_id,
             payload,
+            typed: OnceLock::new(),
         };
         Ok(Claims {
             inner: Arc::new(inner),
@@ -222,6 +234,51 @@ impl Claims {
     /// The raw JSON payload, exactly as signed.
     pub fn payload_json(&self) -> &[u8] {
         &self.inner.payload.bytes
+    }
+
+    /// The whole payload as the application's own type, deserialized once per token: the first
+    /// type asked for is kept with the claims, so later requests carrying the same token (served
+    /// from the verified-token cache) get the same value without deserializing again. Other types
+    /// are deserialized on each call, from the same single parse of the payload.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bearer_guard::testing::SigningKey;
+    /// use bearer_guard::{Algorithm, Guard, Issuer};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Tenant { tenant: String }
+    ///
+    /// let key = SigningKey::generate(Algorithm::ES256)?;
+    /// let guard = Guard::builder()
+    ///     .issuer(Issuer::new("https://issuer.example").audience("api").keys(key.key_set()))
+    ///     .build()
+    ///     .await?;
+    /// let token = key.token("https://issuer.example", "api").claim("tenant", "acme").sign()?;
+    ///
+    /// let first = guard.verify(&token).await?.typed::<Tenant>()?;
+    /// let again = guard.verify(&token).await?.typed::<Tenant>()?;
+    /// assert_eq!(again.tenant, "acme");
+    /// assert!(std::sync::Arc::ptr_eq(&first, &again)); // deserialized once
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub fn typed<T>(&self) -> Result<Arc<T>, serde_json::Error>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(kept) = self.inner.typed.get()
+            && kept.type_id == TypeId::of::<T>()
+            && let Ok(value) = Arc::clone(&kept.value).downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(self.deserialize::<T>()?);
+        let _ = self.inner.typed.set(TypedPayload {
+            type_id: TypeId::of::<T>(),
+            value: Arc::clone(&value) as Arc<dyn Any + Send + Sync>,
+        });
+        Ok(value)
     }
 
     /// One claim of the payload, by name, as JSON. The payload is parsed once, on the first call

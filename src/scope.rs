@@ -10,6 +10,7 @@
 //! assert!(ScopeRequirement::all_of(["payments:read"]).is_satisfied_by(&granted));
 //! assert!(ScopeRequirement::any_of(["admin", "payments:write"]).is_satisfied_by(&granted));
 //! assert!(!ScopeRequirement::all_of(["payments"]).is_satisfied_by(&granted));
+//! assert!(ScopeRequirement::any_token().is_satisfied_by(&Scopes::default()));
 //! ```
 
 use std::borrow::Cow;

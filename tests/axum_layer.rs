@@ -423,3 +423,231 @@ async fn require_scope_layer_new_then_path_keeps_the_route_requirement_elsewhere
     assert_eq!(status("/other", "base").await, StatusCode::OK);
     assert_eq!(status("/other", "special").await, StatusCode::FORBIDDEN);
 }
+
+// --- rejection bodies, token sources, typed claims -----------------------------------------------
+
+fn problem_details(
+    rejection: &bearer_guard::Rejection,
+) -> Option<(http::HeaderValue, axum::body::Body)> {
+    let json = json!({
+        "title": rejection.description(),
+        "status": rejection.status().as_u16(),
+    });
+    Some((
+        http::HeaderValue::from_static("application/problem+json"),
+        json.to_string().into(),
+    ))
+}
+
+#[tokio::test]
+async fn rejection_body_hook_shapes_every_rejection_but_not_its_status_or_challenge() {
+    let addr =
+        serve(routes().layer(BearerLayer::new(guard().await).rejection_body(problem_details)))
+            .await;
+    let client = reqwest::Client::new();
+    // Decided by the layer (401), by an extractor (403) and by a RequireScopeLayer (403).
+    let cases = [
+        (
+            "/payments",
+            None,
+            StatusCode::UNAUTHORIZED,
+            "Bearer realm=\"payments\"",
+        ),
+        (
+            "/payments",
+            Some(token("reports:read")),
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"payments\", error=\"insufficient_scope\", error_description=\"The access token lacks a required scope\", scope=\"payments:read\"",
+        ),
+        (
+            "/reports",
+            Some(token("payments:read")),
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"payments\", error=\"insufficient_scope\", error_description=\"The access token lacks a required scope\", scope=\"reports:read\"",
+        ),
+    ];
+    for (path, bearer, status, expected_challenge) in cases {
+        let mut request = client.get(format!("http://{addr}{path}"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(challenge(&response), expected_challenge);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["status"], status.as_u16());
+    }
+    // gRPC rejections stay trailers-only: no body.
+    let grpc = client
+        .get(format!("http://{addr}/payments"))
+        .header("content-type", "application/grpc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc.headers()["grpc-status"], "16");
+    assert!(grpc.bytes().await.unwrap().is_empty());
+}
+
+async fn guard_with_sources(header: bool, cookie: bool) -> Guard {
+    let mut builder = Guard::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).keys(key().key_set()))
+        .realm("payments");
+    if header {
+        builder = builder.token_header(http::HeaderName::from_static("x-access-token"));
+    }
+    if cookie {
+        builder = builder.token_cookie("access_token");
+    }
+    builder.build().await.unwrap()
+}
+
+#[tokio::test]
+async fn tokens_are_read_from_a_configured_header_or_cookie() {
+    let addr = serve(routes().layer(BearerLayer::new(guard_with_sources(true, true).await))).await;
+    let client = reqwest::Client::new();
+    let read = token("payments:read");
+    let by_header = client
+        .get(format!("http://{addr}/payments"))
+        .header("x-access-token", &read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK);
+    let by_cookie = client
+        .get(format!("http://{addr}/payments"))
+        .header("cookie", format!("theme=dark; access_token={read}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn custom_header_and_cookie_are_ignored_unless_configured() {
+    let addr = protected().await;
+    let read = token("payments:read");
+    for (name, value) in [
+        ("x-access-token", read.clone()),
+        ("cookie", format!("access_token={read}")),
+    ] {
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/payments"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(challenge(&response), "Bearer realm=\"payments\"");
+    }
+}
+
+#[tokio::test]
+async fn a_token_from_two_sources_is_one_too_many() {
+    let addr = serve(routes().layer(BearerLayer::new(guard_with_sources(true, true).await))).await;
+    let read = token("payments:read");
+    let header = |name: &'static str, value: String| (name, value);
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![
+            header("authorization", format!("Bearer {read}")),
+            header("x-access-token", read.clone()),
+        ],
+        vec![
+            header("authorization", format!("Bearer {read}")),
+            header("cookie", format!("access_token={read}")),
+        ],
+        vec![
+            header("x-access-token", read.clone()),
+            header("cookie", format!("access_token={read}")),
+        ],
+        vec![header(
+            "cookie",
+            format!("access_token={read}; access_token={read}"),
+        )],
+        vec![
+            header("cookie", format!("access_token={read}")),
+            header("cookie", format!("access_token={read}")),
+        ],
+        vec![
+            header("x-access-token", read.clone()),
+            header("x-access-token", read.clone()),
+        ],
+    ];
+    for headers in cases {
+        let mut request = reqwest::Client::new().get(format!("http://{addr}/payments"));
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{headers:?}");
+        assert!(challenge(&response).contains("error=\"invalid_request\""));
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Tenant {
+    tenant: String,
+}
+
+async fn tenant(caller: bearer_guard::axum::ClaimsOf<Tenant>) -> String {
+    caller.tenant.clone()
+}
+
+#[tokio::test]
+async fn typed_claims_are_deserialized_once_per_token() {
+    let guard = guard().await;
+    let token = key()
+        .token(ISS, AUD)
+        .claim("tenant", "acme")
+        .sign()
+        .unwrap();
+    let first = guard
+        .verify(&token)
+        .await
+        .unwrap()
+        .typed::<Tenant>()
+        .unwrap();
+    for _ in 0..20 {
+        let again = guard
+            .verify(&token)
+            .await
+            .unwrap()
+            .typed::<Tenant>()
+            .unwrap();
+        assert_eq!(again.tenant, "acme");
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "deserialized again");
+    }
+
+    let addr = serve(
+        Router::new()
+            .route("/tenant", get(tenant))
+            .layer(BearerLayer::new(guard)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{addr}/tenant"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "acme");
+    // A payload without the handler's claims is the token's problem: 401, not 500.
+    let response = client
+        .get(format!("http://{addr}/tenant"))
+        .bearer_auth(token_without_tenant())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&response).contains("error=\"invalid_token\""));
+}
+
+fn token_without_tenant() -> String {
+    token("payments:read")
+}
