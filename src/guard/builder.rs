@@ -134,13 +134,9 @@ impl GuardBuilder {
     }
 
     /// Bound on the verified-token cache in bytes (default 16 MiB): each entry counts its token,
-    /// everything its claims hold and a measured fixed overhead, so the bound is real memory.
-    ///
-    /// Each thread that verifies tokens also keeps up to 256 recently used entries of its own in
-    /// front of the shared cache, only ones the shared cache held and only entries counted at up
-    /// to 4 KiB. They share the shared entries' memory until an entry is hit often, then
-    /// hold a copy of its claims; with typical tokens this is a few hundred KiB per thread, at
-    /// most ~2 MiB, outside this bound.
+    /// everything its claims hold and a fixed overhead, so the bound is real memory. Each thread
+    /// that verifies tokens may hold up to ~2 MiB more of recently used entries (a few hundred KiB
+    /// with typical tokens).
     pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
         self.cache.config.max_bytes = max_bytes;
         self

@@ -13,10 +13,8 @@
 //! exactly as it stops a new one.
 //!
 //! In front of the shared moka cache each thread keeps up to 256 recently used entries of its
-//! own (the *front*): a repeated token on a busy thread is then found without touching memory
-//! another core writes. A moka lookup records every read in a queue shared by the threads using
-//! that segment, and handing out one `Claims` from several cores makes them share its reference
-//! count; both kept two cores from serving twice what one serves. Front entries come only from
+//! own (the *front*), so that a repeated token on a busy thread is found without touching memory
+//! another core writes (moka's read queue, a shared reference count). Front entries come only from
 //! the shared cache, are found by the same full-token equality, never outlive the shared entry's
 //! own limit (`exp`, the lifetime cap), and go through the same per-request checks.
 
@@ -40,10 +38,8 @@ pub(crate) const DEFAULT_MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600
 
 /// Fixed per-entry cost added to the token's length and what its claims hold
 /// (`Claims::heap_bytes`): the entry, moka's bookkeeping (hash table, access and expiry queues)
-/// and the allocator's headers. Measured with `benches/memory.rs` (HS256 tokens of 340 bytes with
-/// a 194-byte payload): the resident set grows by ~1,885 bytes per cached token, and with 1,024
-/// here the weigher charged 2,161; 768 brings the charge to the measured growth, so the configured
-/// size bounds the memory actually used, however the claims are shaped.
+/// and the allocator's headers, so that the configured size bounds the memory actually used.
+/// `benches/memory.rs` measures the resident set per cached token against this charge.
 const ENTRY_OVERHEAD_BYTES: usize = 768;
 
 /// Configuration of the verified-token cache.
@@ -351,13 +347,32 @@ fn prev_power_of_two(n: usize) -> usize {
     1 << (usize::BITS - 1 - n.max(1).leading_zeros())
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
-    use crate::Algorithm;
     use crate::claims::ClientIdClaims;
     use crate::scope::ScopeClaims;
-    use crate::testing::SigningKey;
+
+    /// A distinct compact token with these extra claims. The cache never looks at signatures (only
+    /// verified tokens are inserted), so a placeholder one does.
+    fn token_with(extra: &[(&str, serde_json::Value)]) -> String {
+        static NEXT_JTI: AtomicU64 = AtomicU64::new(0);
+        let mut claims = serde_json::json!({
+            "iss": "https://issuer.example",
+            "aud": "api",
+            "exp": token::now() as u64 + 300,
+            "jti": NEXT_JTI.fetch_add(1, Ordering::Relaxed).to_string(),
+        });
+        for (name, value) in extra {
+            claims[*name] = value.clone();
+        }
+        let encode = |json: &serde_json::Value| URL_SAFE_NO_PAD.encode(json.to_string());
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        format!("{}.{}.c2lnbmF0dXJl", encode(&header), encode(&claims))
+    }
 
     fn verified(token: &str) -> CachedToken {
         let parsed = token::parse(token).expect("parses");
@@ -381,10 +396,7 @@ mod tests {
     }
 
     fn token() -> String {
-        let key = SigningKey::hmac(Algorithm::HS256, &[7; 32]);
-        key.token("https://issuer.example", "api")
-            .sign()
-            .expect("token")
+        token_with(&[])
     }
 
     fn cache(lifetime: Duration) -> VerifiedCache {
@@ -457,13 +469,8 @@ mod tests {
 
     #[test]
     fn an_entry_is_weighed_by_what_its_claims_hold() {
-        let key = SigningKey::hmac(Algorithm::HS256, &[7; 32]);
         let scopes: Vec<String> = (0..250).map(|n| format!("s{n}")).collect();
-        let token = key
-            .token("https://issuer.example", "api")
-            .scope(&scopes.join(" "))
-            .sign()
-            .expect("token");
+        let token = token_with(&[("scope", scopes.join(" ").into())]);
         let cached = verified(&token);
         let payload = cached.claims.payload_json().len();
         // 250 scopes of 2–4 bytes: each is its own allocation in the scope set.
