@@ -2,9 +2,22 @@
 //!
 //! Every key is parsed once, when its set is loaded, into one aws-lc-rs verifier per algorithm it may
 //! be used with. A JWK that cannot be used (unknown `kty`, `use` = `enc`, `key_ops` without
-//! `verify`, an RSA modulus under 2048 bits, bad base64, a curve we do not support) is skipped with
-//! a log line; the rest of the set still loads. Symmetric (`oct`) JWKs are never taken from a JWKS:
+//! `verify`, bad base64, a curve we do not support, or weak material: see below) is skipped with a
+//! log line; the rest of the set still loads. Symmetric (`oct`) JWKs are never taken from a JWKS:
 //! shared secrets only come from [`KeySet::hmac_secret`].
+//!
+//! Key material is checked before aws-lc-rs sees it, the same way whether it comes from a JWK, a
+//! JWK Set or PEM, since aws-lc takes some keys under which signatures mean nothing:
+//!
+//! - **Ed25519**: the 32 bytes must be the canonical encoding (y < p, no sign bit on x = 0) of a
+//!   point of the prime-order subgroup. Under a small-order key such as the identity (`01 00…00`),
+//!   aws-lc verifies the signature R = identity, S = 0 for every message; a point with a torsion
+//!   component is no key any signer holds. Keys made by a real signer always pass.
+//! - **RSA**: an odd modulus of 2048 to 8192 bits (the verification parameter sets accept no
+//!   other size) and an odd exponent e with 65537 ≤ e < 2^33. The lower bound and the oddness are
+//!   FIPS 186-5's (§5.4); FIPS allows e up to 2^256, but aws-lc refuses exponents over 33 bits at
+//!   verification time (a DoS limit), so such a key could never verify a token.
+//! - **EC**: aws-lc-rs refuses points that are not on the curve (or not of the curve's size).
 //!
 //! ```
 //! use bearer_guard::KeySet;
@@ -24,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
@@ -38,6 +52,16 @@ const MAX_KEYS: usize = 100;
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3, RFC 8725 §3.5).
 const MIN_RSA_BITS: usize = 2048;
+
+/// Largest RSA modulus accepted: the `2048_8192` parameter sets refuse anything longer at
+/// verification time, so a longer key could never verify a token.
+const MAX_RSA_BITS: usize = 8192;
+
+/// Smallest RSA public exponent accepted, 2^16 + 1 (FIPS 186-5 §5.4).
+const MIN_RSA_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// Longest RSA public exponent accepted, in bits: aws-lc refuses longer ones when verifying.
+const MAX_RSA_EXPONENT_BITS: usize = 33;
 
 /// Why keys could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +83,13 @@ pub enum KeyError {
 
 /// A set of verification keys, parsed and ready: what a static key source holds and what each
 /// JWKS fetch produces.
+///
+/// Whatever the source (JWK, JWK Set, PEM), key material must be usable and sound: RSA keys of
+/// 2048 to 8192 bits with an odd modulus and an odd exponent 65537 ≤ e < 2^33 (FIPS 186-5's
+/// lower bound; aws-lc verifies nothing with a longer exponent), Ed25519 keys that are the
+/// canonical encoding of a point of the prime-order subgroup (small-order keys, under which a
+/// signature can be forged, are refused in every encoding), EC points on their curve. A set skips
+/// (and logs) a key that fails; a single-key constructor returns [`KeyError::Unusable`].
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
     /// Unique per constructed set: tokens verified against one set are re-verified when the
@@ -111,6 +142,7 @@ impl VerifyingKey {
         only: Option<Algorithm>,
         material: &KeyMaterial<'_>,
     ) -> Result<Self, KeyError> {
+        check_material(material)?;
         let verifiers: Vec<_> = Algorithm::ALL
             .into_iter()
             .filter(|alg| alg.key_family() == family && only.is_none_or(|only| only == *alg))
@@ -190,11 +222,7 @@ impl KeySet {
         let der = decoded
             .try_get_as_bytes()
             .map_err(|_| KeyError::InvalidPem)?;
-        let bits = aws_lc_rs::signature::RsaParameters::public_modulus_len(der)
-            .map_err(|_| KeyError::InvalidPem)?;
-        if (bits as usize) < MIN_RSA_BITS {
-            return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
-        }
+        // Size, modulus and exponent are checked with the material, as for a JWK.
         Self::single(kid, KeyFamily::Rsa, None, &KeyMaterial::RsaDer(der))
     }
 
@@ -325,6 +353,76 @@ impl KeySet {
     }
 }
 
+/// Refuse material that aws-lc-rs would take but that is weak, forgeable or can never verify,
+/// whichever way it was loaded.
+fn check_material(material: &KeyMaterial<'_>) -> Result<(), KeyError> {
+    match material {
+        KeyMaterial::RsaComponents { n, e } => check_rsa(n, e),
+        KeyMaterial::RsaDer(der) => {
+            // PKCS#1 `RSAPublicKey` or SubjectPublicKeyInfo, from a PEM: read n and e to check
+            // them as a JWK's would be.
+            let public =
+                aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| KeyError::InvalidPem)?;
+            check_rsa(
+                public.modulus().big_endian_without_leading_zero(),
+                public.exponent().big_endian_without_leading_zero(),
+            )
+        }
+        KeyMaterial::Ed25519(x) => check_ed25519(x),
+        // On the curve and of the right size: aws-lc-rs checks both when it parses the point.
+        KeyMaterial::Ec(_) => Ok(()),
+        KeyMaterial::Secret(_) => Ok(()),
+    }
+}
+
+/// `n` and `e` big-endian without leading zeros: an odd modulus of 2048 to 8192 bits, an odd
+/// exponent with 65537 ≤ e < 2^33 (see the module docs for why these bounds).
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), KeyError> {
+    let bits = bit_length(n);
+    if bits < MIN_RSA_BITS {
+        return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(KeyError::Unusable("RSA key is longer than 8192 bits"));
+    }
+    if n.last().is_none_or(|low| low & 1 == 0) {
+        // A product of two odd primes is odd; an even modulus is no RSA key.
+        return Err(KeyError::Unusable("RSA modulus is even"));
+    }
+    let odd = e.last().is_some_and(|low| low & 1 == 1);
+    let large_enough = e.len() > MIN_RSA_EXPONENT.len()
+        || (e.len() == MIN_RSA_EXPONENT.len() && e >= &MIN_RSA_EXPONENT[..]);
+    if !odd || !large_enough || bit_length(e) > MAX_RSA_EXPONENT_BITS {
+        return Err(KeyError::Unusable(
+            "RSA exponent must be odd, at least 65537 and below 2^33",
+        ));
+    }
+    Ok(())
+}
+
+/// A public key of the prime-order subgroup, in its one canonical encoding. aws-lc takes any of
+/// the 8 small-order points (in any encoding) and points with a torsion component; under the
+/// identity, R = identity with S = 0 verifies for every message.
+fn check_ed25519(x: &[u8]) -> Result<(), KeyError> {
+    let bytes: [u8; 32] = x
+        .try_into()
+        .map_err(|_| KeyError::Unusable("Ed25519 key is not 32 bytes"))?;
+    let point = CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or(KeyError::Unusable("Ed25519 key is not a curve point"))?;
+    // y ≥ p, or the sign bit set on x = 0, decode to a point whose own encoding differs.
+    if point.compress().to_bytes() != bytes {
+        return Err(KeyError::Unusable("Ed25519 key is not canonically encoded"));
+    }
+    if point.is_small_order() {
+        return Err(KeyError::Unusable("Ed25519 key has small order"));
+    }
+    if !point.is_torsion_free() {
+        return Err(KeyError::Unusable("Ed25519 key has a torsion component"));
+    }
+    Ok(())
+}
+
 /// One JWK from a set or on its own: public asymmetric signature keys only.
 fn parse_jwk(value: serde_json::Value) -> Result<VerifyingKey, KeyError> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|_| KeyError::Unusable("not a JWK"))?;
@@ -352,9 +450,6 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyingKey, KeyError> {
             let e = decode(&rsa.e)?;
             let n = strip_leading_zeros(&n);
             let e = strip_leading_zeros(&e);
-            if rsa_bits(n) < MIN_RSA_BITS {
-                return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
-            }
             let material = KeyMaterial::RsaComponents { n, e };
             return check_alg(only, KeyFamily::Rsa)
                 .and_then(|()| VerifyingKey::new(kid, KeyFamily::Rsa, only, &material));
@@ -441,9 +536,44 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-fn rsa_bits(modulus: &[u8]) -> usize {
-    match modulus.first() {
-        Some(top) => (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+/// Bits of a big-endian number without leading zero bytes.
+fn bit_length(number: &[u8]) -> usize {
+    match number.first() {
+        Some(top) => (number.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
         None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _};
+
+    use super::*;
+
+    /// Why `check_ed25519` exists: aws-lc alone takes the identity point as a key, and under it the
+    /// signature R = identity, S = 0 verifies every message. Should a later aws-lc refuse it,
+    /// this test fails: keep the check all the same and turn this assertion around.
+    #[test]
+    fn aws_lc_alone_accepts_the_identity_key_forgery() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let key = signature::UnparsedPublicKey::new(&signature::ED25519, identity);
+        for message in [&b"eyJhbGciOiJFZERTQSJ9.e30"[..], b"any message at all", b""] {
+            assert!(key.verify(message, &forged).is_ok());
+        }
+        assert_eq!(
+            check_ed25519(&identity),
+            Err(KeyError::Unusable("Ed25519 key has small order"))
+        );
+    }
+
+    #[test]
+    fn real_ed25519_keys_pass_the_point_checks() {
+        for _ in 0..64 {
+            let pair = Ed25519KeyPair::generate().expect("key");
+            assert_eq!(check_ed25519(pair.public_key().as_ref()), Ok(()));
+        }
     }
 }
