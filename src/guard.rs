@@ -156,7 +156,7 @@ impl Guard {
 
         let kid = unverified.kid.as_deref();
         let mut keys = issuer.keys.current().await?;
-        let verifier = match keys.select(kid, unverified.algorithm) {
+        let mut candidates = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
                 keys = issuer
@@ -171,7 +171,10 @@ impl Guard {
         // Waiting for keys can take seconds: the token must be unexpired now, not only on arrival.
         let now = validate::now();
         validate::check_expiry(&unverified, &issuer.policy, now)?;
-        validate::verify_signature(&unverified, verifier)?;
+        // Keys sharing the token's `kid` are each tried: any one of them may have signed it.
+        if !candidates.any(|verifier| validate::verify_signature(&unverified, verifier).is_ok()) {
+            return Err(TokenError::InvalidSignature);
+        }
 
         let algorithm = unverified.algorithm;
         let key_id = unverified.kid.clone();

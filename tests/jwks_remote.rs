@@ -385,6 +385,38 @@ async fn a_cached_verification_ends_when_its_key_is_removed() {
 }
 
 #[tokio::test]
+async fn every_key_under_a_duplicate_kid_is_tried() {
+    // Two ES256 keys and an RS256 key under one kid (a rotation that kept the name), and a key
+    // under another kid.
+    let shared = |alg| {
+        SigningKey::generate(alg)
+            .expect("key")
+            .with_kid(Some("shared"))
+    };
+    let (first, second, rsa) = (
+        shared(Algorithm::ES256),
+        shared(Algorithm::ES256),
+        shared(Algorithm::RS256),
+    );
+    let other = key();
+    let idp = Idp::start(&[&first, &second, &rsa, &other]).await;
+    let guard = guard(&idp, quick()).await;
+    for signer in [&first, &second, &rsa, &other] {
+        guard
+            .verify(&token(signer))
+            .await
+            .unwrap_or_else(|err| panic!("{:?} {:?}: {err}", signer.kid(), signer.algorithm()));
+    }
+    // A key nobody published, under the shared kid: every candidate is tried, none verifies.
+    let stranger = shared(Algorithm::ES256);
+    assert_eq!(
+        guard.verify(&token(&stranger)).await.unwrap_err(),
+        TokenError::InvalidSignature
+    );
+    assert_eq!(idp.fetches(), 1, "a known kid never refetches");
+}
+
+#[tokio::test]
 async fn cache_control_max_age_is_honoured_and_clamped() {
     let key = key();
     let idp = Idp::start(&[&key]).await;

@@ -19,6 +19,9 @@
 //!   verification time (a DoS limit), so such a key could never verify a token.
 //! - **EC**: aws-lc-rs refuses points that are not on the curve (or not of the curve's size).
 //!
+//! Several keys may share a `kid` (an issuer rotating without renaming): a token naming it is
+//! checked against each of them, and the duplicate is logged when the set is loaded.
+//!
 //! ```
 //! use bearer_guard::KeySet;
 //!
@@ -32,6 +35,7 @@
 //! # Ok::<_, bearer_guard::KeyError>(())
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -202,6 +206,7 @@ impl KeySet {
     }
 
     fn new(keys: Vec<VerifyingKey>) -> KeySet {
+        warn_duplicate_kids(&keys);
         static GENERATIONS: AtomicU64 = AtomicU64::new(1);
         KeySet {
             keys,
@@ -311,45 +316,71 @@ impl KeySet {
         self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
     }
 
-    /// The verifier for a token's `kid` and `alg`.
+    /// The verifiers that may check a token with this `kid` and `alg`.
     ///
-    /// With a `kid`: the key with that id whose type (and own `alg`, if any) fits the algorithm;
-    /// [`TokenError::UnknownKey`] if no key has the id, [`TokenError::KeyMismatch`] if the keys with
-    /// that id cannot verify this algorithm. Without a `kid`: the single key that fits, or
-    /// [`TokenError::AmbiguousKey`] when several do.
-    pub(crate) fn select(
-        &self,
-        kid: Option<&str>,
+    /// With a `kid`: every key with that id whose type (and own `alg`, if any) fits the
+    /// algorithm, in set order; [`TokenError::UnknownKey`] if no key has the id,
+    /// [`TokenError::KeyMismatch`] if the keys with that id cannot verify this algorithm. Without
+    /// a `kid`: the single key that fits, or [`TokenError::AmbiguousKey`] when several do. On
+    /// `Ok` there is at least one candidate.
+    pub(crate) fn select<'a>(
+        &'a self,
+        kid: Option<&'a str>,
         alg: Algorithm,
-    ) -> Result<&Verifier, TokenError> {
-        match kid {
-            Some(kid) => {
-                let mut named = false;
-                for key in self
-                    .keys
-                    .iter()
-                    .filter(|key| key.kid.as_deref() == Some(kid))
-                {
-                    named = true;
-                    if let Some(verifier) = key.verifier(alg) {
-                        return Ok(verifier);
-                    }
-                }
-                Err(if named {
-                    TokenError::KeyMismatch
-                } else {
-                    TokenError::UnknownKey
-                })
+    ) -> Result<Candidates<'a>, TokenError> {
+        let candidates = Candidates {
+            keys: self.keys.iter(),
+            kid,
+            alg,
+        };
+        let mut probe = candidates.clone();
+        match (kid, probe.next(), probe.next()) {
+            (Some(_), Some(_), _) | (None, Some(_), None) => Ok(candidates),
+            (None, Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
+            (Some(kid), None, _) if self.key_ids().any(|id| id == kid) => {
+                Err(TokenError::KeyMismatch)
             }
-            None => {
-                let mut fitting = self.keys.iter().filter_map(|key| key.verifier(alg));
-                match (fitting.next(), fitting.next()) {
-                    (Some(verifier), None) => Ok(verifier),
-                    (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
-                    (None, _) => Err(TokenError::UnknownKey),
-                }
-            }
+            (_, None, _) => Err(TokenError::UnknownKey),
         }
+    }
+}
+
+/// The verifiers [`KeySet::select`] found for a token: try each until one verifies.
+#[derive(Clone)]
+pub(crate) struct Candidates<'a> {
+    keys: std::slice::Iter<'a, VerifyingKey>,
+    /// `None`: any key (`select` made sure exactly one fits).
+    kid: Option<&'a str>,
+    alg: Algorithm,
+}
+
+impl<'a> Iterator for Candidates<'a> {
+    type Item = &'a Verifier;
+
+    fn next(&mut self) -> Option<&'a Verifier> {
+        let (kid, alg) = (self.kid, self.alg);
+        self.keys.find_map(|key| {
+            if kid.is_some_and(|kid| key.kid.as_deref() != Some(kid)) {
+                return None;
+            }
+            key.verifier(alg)
+        })
+    }
+}
+
+/// Several keys under one `kid` all stay in use (each is tried); say so once, at load, since it
+/// usually means a rotation that forgot to rename the new key.
+fn warn_duplicate_kids(keys: &[VerifyingKey]) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for kid in keys.iter().filter_map(|key| key.kid.as_deref()) {
+        *counts.entry(kid).or_default() += 1;
+    }
+    for (kid, count) in counts.into_iter().filter(|(_, count)| *count > 1) {
+        tracing::warn!(
+            kid,
+            keys = count,
+            "several keys share one kid: tokens naming it are checked against each"
+        );
     }
 }
 
@@ -547,8 +578,22 @@ fn bit_length(number: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _};
+    use serde_json::json;
 
     use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn ed25519_jwk(kid: &str) -> serde_json::Value {
+        let pair = Ed25519KeyPair::generate().expect("key");
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(pair.public_key().as_ref())})
+    }
+
+    fn set(keys: &[&serde_json::Value]) -> KeySet {
+        KeySet::from_jwks_json(json!({ "keys": keys }).to_string()).expect("a JWK Set")
+    }
 
     /// Why `check_ed25519` exists: aws-lc alone takes the identity point as a key, and under it the
     /// signature R = identity, S = 0 verifies every message. Should a later aws-lc refuse it,
@@ -575,5 +620,42 @@ mod tests {
             let pair = Ed25519KeyPair::generate().expect("key");
             assert_eq!(check_ed25519(pair.public_key().as_ref()), Ok(()));
         }
+    }
+
+    #[test]
+    fn candidates_are_every_key_with_the_kid_that_fits_the_algorithm() {
+        let (first, second, other) = (ed25519_jwk("k"), ed25519_jwk("k"), ed25519_jwk("o"));
+        let keys = set(&[&first, &other, &second]);
+        assert_eq!(
+            keys.select(Some("k"), Algorithm::EdDSA)
+                .map(Iterator::count),
+            Ok(2)
+        );
+        assert_eq!(
+            keys.select(Some("o"), Algorithm::EdDSA)
+                .map(Iterator::count),
+            Ok(1)
+        );
+        assert_eq!(
+            keys.select(Some("k"), Algorithm::ES256).err(),
+            Some(TokenError::KeyMismatch)
+        );
+        assert_eq!(
+            keys.select(Some("x"), Algorithm::EdDSA).err(),
+            Some(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            keys.select(None, Algorithm::EdDSA).err(),
+            Some(TokenError::AmbiguousKey)
+        );
+        let single = set(&[&other]);
+        assert_eq!(
+            single.select(None, Algorithm::EdDSA).map(Iterator::count),
+            Ok(1)
+        );
+        assert_eq!(
+            single.select(None, Algorithm::ES256).err(),
+            Some(TokenError::UnknownKey)
+        );
     }
 }
