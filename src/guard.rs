@@ -159,11 +159,7 @@ impl Guard {
         let mut candidates = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
-                keys = issuer
-                    .keys
-                    .refresh_for_unknown_key(&keys)
-                    .await
-                    .ok_or(TokenError::UnknownKey)?;
+                keys = issuer.keys.refresh_for_unknown_key(&keys).await?;
                 keys.select(kid, unverified.algorithm)?
             }
             selected => selected?,
