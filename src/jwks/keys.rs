@@ -39,6 +39,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use curve25519_dalek::edwards::CompressedEdwardsY;
@@ -113,11 +114,17 @@ impl fmt::Debug for KeySet {
     }
 }
 
+/// A key's `kid`, family, algorithms and fingerprint.
+type KeyIdentity<'a> = (Option<&'a str>, KeyFamily, Vec<Algorithm>, [u8; 32]);
+
 /// One key and the verifiers it may be used with.
 struct VerifyingKey {
     kid: Option<Box<str>>,
     family: KeyFamily,
     verifiers: Vec<(Algorithm, Verifier)>,
+    /// SHA-256 of the key's material in one canonical form, so that a refetched set can be told
+    /// identical to the current one without keeping a second copy of every key.
+    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -146,7 +153,7 @@ impl VerifyingKey {
         only: Option<Algorithm>,
         material: &KeyMaterial<'_>,
     ) -> Result<Self, KeyError> {
-        check_material(material)?;
+        let fingerprint = check_material(material)?;
         let verifiers: Vec<_> = Algorithm::ALL
             .into_iter()
             .filter(|alg| alg.key_family() == family && only.is_none_or(|only| only == *alg))
@@ -159,7 +166,19 @@ impl VerifyingKey {
             kid: kid.map(String::into_boxed_str),
             family,
             verifiers,
+            fingerprint,
         })
+    }
+
+    /// What the key is and may do, without its verifiers: equal for the same key published
+    /// again with the same `kid` and restrictions.
+    fn identity(&self) -> KeyIdentity<'_> {
+        (
+            self.kid.as_deref(),
+            self.family,
+            self.verifiers.iter().map(|(alg, _)| *alg).collect(),
+            self.fingerprint,
+        )
     }
 
     fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
@@ -316,6 +335,21 @@ impl KeySet {
         self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
     }
 
+    /// Whether `other` holds the same keys: the same material under the same `kid`s, for the
+    /// same algorithms, in any order. A refetch that brings nothing new keeps the current set
+    /// (and its generation), so tokens verified against it need no second check.
+    pub(crate) fn same_keys(&self, other: &KeySet) -> bool {
+        if self.keys.len() != other.keys.len() {
+            return false;
+        }
+        fn sorted(set: &KeySet) -> Vec<KeyIdentity<'_>> {
+            let mut identities: Vec<_> = set.keys.iter().map(VerifyingKey::identity).collect();
+            identities.sort_unstable_by(|a, b| (a.0, a.3, &a.2).cmp(&(b.0, b.3, &b.2)));
+            identities
+        }
+        sorted(self) == sorted(other)
+    }
+
     /// The verifiers that may check a token with this `kid` and `alg`.
     ///
     /// With a `kid`: every key with that id whose type (and own `alg`, if any) fits the
@@ -385,25 +419,53 @@ fn warn_duplicate_kids(keys: &[VerifyingKey]) {
 }
 
 /// Refuse material that aws-lc-rs would take but that is weak, forgeable or can never verify,
-/// whichever way it was loaded.
-fn check_material(material: &KeyMaterial<'_>) -> Result<(), KeyError> {
+/// whichever way it was loaded; the fingerprint of what passes.
+fn check_material(material: &KeyMaterial<'_>) -> Result<[u8; 32], KeyError> {
+    let mut fingerprint = digest::Context::new(&digest::SHA256);
     match material {
-        KeyMaterial::RsaComponents { n, e } => check_rsa(n, e),
+        KeyMaterial::RsaComponents { n, e } => {
+            check_rsa(n, e)?;
+            rsa_fingerprint(&mut fingerprint, n, e);
+        }
         KeyMaterial::RsaDer(der) => {
             // PKCS#1 `RSAPublicKey` or SubjectPublicKeyInfo, from a PEM: read n and e to check
             // them as a JWK's would be.
             let public =
                 aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| KeyError::InvalidPem)?;
-            check_rsa(
-                public.modulus().big_endian_without_leading_zero(),
-                public.exponent().big_endian_without_leading_zero(),
-            )
+            let (n, e) = (public.modulus(), public.exponent());
+            let (n, e) = (
+                n.big_endian_without_leading_zero(),
+                e.big_endian_without_leading_zero(),
+            );
+            check_rsa(n, e)?;
+            rsa_fingerprint(&mut fingerprint, n, e);
         }
-        KeyMaterial::Ed25519(x) => check_ed25519(x),
-        // On the curve and of the right size: aws-lc-rs checks both when it parses the point.
-        KeyMaterial::Ec(_) => Ok(()),
-        KeyMaterial::Secret(_) => Ok(()),
+        KeyMaterial::Ed25519(x) => {
+            check_ed25519(x)?;
+            fingerprint.update(b"Ed25519");
+            fingerprint.update(x);
+        }
+        KeyMaterial::Ec(point) => {
+            // On the curve and of the right size: aws-lc-rs checks both when it parses the point.
+            fingerprint.update(b"EC");
+            fingerprint.update(point);
+        }
+        KeyMaterial::Secret(secret) => {
+            fingerprint.update(b"HMAC");
+            fingerprint.update(secret);
+        }
     }
+    let mut out = [0; 32];
+    out.copy_from_slice(fingerprint.finish().as_ref());
+    Ok(out)
+}
+
+fn rsa_fingerprint(fingerprint: &mut digest::Context, n: &[u8], e: &[u8]) {
+    fingerprint.update(b"RSA");
+    // Length-prefixed, so that no (n, e) pair reads as another.
+    fingerprint.update(&(n.len() as u64).to_be_bytes());
+    fingerprint.update(n);
+    fingerprint.update(e);
 }
 
 /// `n` and `e` big-endian without leading zeros: an odd modulus of 2048 to 8192 bits, an odd
@@ -577,6 +639,7 @@ fn bit_length(number: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
     use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _};
     use serde_json::json;
 
@@ -619,6 +682,54 @@ mod tests {
         for _ in 0..64 {
             let pair = Ed25519KeyPair::generate().expect("key");
             assert_eq!(check_ed25519(pair.public_key().as_ref()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn key_sets_are_the_same_when_kids_material_and_algorithms_are() {
+        let (a, b) = (ed25519_jwk("a"), ed25519_jwk("b"));
+        let rsa = {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("key");
+            let public = pair.public_key();
+            json!({
+                "kty": "RSA", "kid": "r",
+                "n": b64(public.modulus().big_endian_without_leading_zero()),
+                "e": b64(public.exponent().big_endian_without_leading_zero()),
+            })
+        };
+        let current = set(&[&a, &b, &rsa]);
+        // Same keys, in another order, with members that change nothing (`use`, a family's only
+        // algorithm): the same set.
+        let mut b_annotated = b.clone();
+        b_annotated["use"] = "sig".into();
+        b_annotated["alg"] = "EdDSA".into();
+        assert!(current.same_keys(&set(&[&rsa, &b_annotated, &a])));
+
+        let renamed = {
+            let mut renamed = b.clone();
+            renamed["kid"] = "c".into();
+            renamed
+        };
+        let restricted = {
+            let mut restricted = rsa.clone();
+            restricted["alg"] = "PS256".into();
+            restricted
+        };
+        let replaced = ed25519_jwk("b");
+        for (change, other) in [
+            ("a key fewer", set(&[&a, &rsa])),
+            ("a kid renamed", set(&[&a, &renamed, &rsa])),
+            (
+                "an RSA key restricted to PS256",
+                set(&[&a, &b, &restricted]),
+            ),
+            (
+                "other material under the same kid",
+                set(&[&a, &replaced, &rsa]),
+            ),
+            ("a key twice", set(&[&a, &b, &rsa, &a])),
+        ] {
+            assert!(!current.same_keys(&other), "{change}");
         }
     }
 

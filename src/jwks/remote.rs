@@ -25,6 +25,8 @@
 //!   While the issuer's current set holds no usable key its tokens get
 //!   [`TokenError::KeysUnavailable`] (a server-side problem, logged as a warning with the issuer),
 //!   and the set is fetched again on the retry schedule, so keys published again are picked up.
+//! - **Unchanged sets.** A refetch that brings the same keys (same `kid`s, material and
+//!   algorithms) keeps the current set, so tokens verified against it are not verified again.
 //! - **Status.** [`Guard::key_status`](crate::Guard::key_status) reports, per issuer, the age of
 //!   the keys, the last success and the last error.
 //!
@@ -893,6 +895,16 @@ impl Shared {
         own: &watch::Receiver<Flight>,
     ) -> Arc<KeySet> {
         let (keys, etag, max_age) = match (fetched, previous) {
+            // The same keys again (a server without ETags): the current set and its generation
+            // stay, so cached verifications stay valid.
+            (
+                Fetched::Modified {
+                    keys,
+                    etag,
+                    max_age,
+                },
+                Some(previous),
+            ) if previous.keys.same_keys(&keys) => (Arc::clone(&previous.keys), etag, max_age),
             (
                 Fetched::Modified {
                     keys,
@@ -1112,7 +1124,107 @@ fn unavailable_until(at: Instant) -> TokenError {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// A JWK Set server on `127.0.0.1:0` that answers 200 without an `ETag` (so every refetch
+    /// brings the whole set), serving whatever document the test sets.
+    struct JwksServer {
+        url: String,
+        document: Arc<Mutex<Value>>,
+        fetches: Arc<AtomicU64>,
+    }
+
+    impl JwksServer {
+        async fn start(document: Value) -> JwksServer {
+            let document = Arc::new(Mutex::new(document));
+            let fetches = Arc::new(AtomicU64::new(0));
+            let (served, counted) = (Arc::clone(&document), Arc::clone(&fetches));
+            let app = axum::Router::new().route(
+                "/jwks",
+                axum::routing::get(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let body = served
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    async move { axum::Json(body) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            JwksServer {
+                url,
+                document,
+                fetches,
+            }
+        }
+
+        fn fetches(&self) -> u64 {
+            self.fetches.load(Ordering::SeqCst)
+        }
+
+        fn serve(&self, document: Value) {
+            *self.document.lock().unwrap_or_else(PoisonError::into_inner) = document;
+        }
+    }
+
+    fn ed25519_jwk(kid: &str) -> Value {
+        let pair = Ed25519KeyPair::generate().expect("key");
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": x})
+    }
+
+    /// What a refetch for an unknown `kid` does to the generation the verified-token cache
+    /// compares against.
+    #[tokio::test]
+    async fn identical_refetch_keeps_the_key_set_generation() {
+        let (a, b) = (ed25519_jwk("a"), ed25519_jwk("b"));
+        let server = JwksServer::start(json!({"keys": [a, b]})).await;
+        let options = JwksOptions::default().unknown_kid_cooldown(Duration::ZERO);
+        let remote = RemoteKeys::new(
+            "https://issuer.example",
+            &JwksLocation::Uri(server.url.clone()),
+            options,
+            reqwest::Client::new(),
+        )
+        .expect("a loopback URL");
+        let first = remote.current().await.expect("keys");
+        let generation = remote.current_generation().expect("a usable set");
+
+        // The same keys, even reordered: the refetch keeps the set, so nothing cached against
+        // it is verified again.
+        for same in [json!({"keys": [a, b]}), json!({"keys": [b, a]})] {
+            server.serve(same);
+            let fetched = server.fetches();
+            assert_eq!(
+                remote.refresh_for_unknown_key(&first).await.err(),
+                Some(TokenError::UnknownKey),
+                "nothing newer"
+            );
+            assert_eq!(server.fetches(), fetched + 1, "the set was fetched again");
+            assert_eq!(remote.current_generation(), Some(generation));
+            let current = remote.current().await.expect("keys");
+            assert!(Arc::ptr_eq(&current, &first));
+        }
+        assert_eq!(lock(&remote.shared.control).key_count, 2);
+
+        // A changed set is a new generation.
+        server.serve(json!({"keys": [a, ed25519_jwk("b")]}));
+        let fresh = remote
+            .refresh_for_unknown_key(&first)
+            .await
+            .expect("a newer set");
+        assert!(fresh.generation() > generation);
+        assert_eq!(remote.current_generation(), Some(fresh.generation()));
+    }
 
     #[test]
     fn max_age_is_clamped_and_absent_max_age_uses_the_default() {
