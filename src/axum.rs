@@ -203,7 +203,8 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
 /// async fn handler(caller: ClaimsOf<Tenant>) -> String {
 ///     format!("tenant {}", caller.tenant)
 /// }
-/// # let _ = axum::routing::get(handler);
+/// let app: axum::Router = axum::Router::new().route("/tenant", axum::routing::get(handler));
+/// # let _ = app;
 /// ```
 pub struct ClaimsOf<T>(pub std::sync::Arc<T>);
 

@@ -191,7 +191,8 @@ async fn flapping_jwks_server_never_interrupts_valid_tokens() {
         Behaviour::NotAJwkSet,
         Behaviour::Serve,
         Behaviour::Endless,
-        Behaviour::EmptySet,
+        // Not `EmptySet`: an empty JWK Set is a valid answer that withdraws the keys (see
+        // `jwks_remote::withdrawn_key_stops_verifying_when_new_set_is_empty`).
         Behaviour::Status(503),
         Behaviour::Redirect,
         Behaviour::Status(404),

@@ -384,6 +384,126 @@ async fn a_cached_verification_ends_when_its_key_is_removed() {
     );
 }
 
+/// A key published, a token verified and cached; then the server publishes `withdrawn` (a valid
+/// JWK Set without a usable key). Once refetched, the cached token is refused with 503, and the
+/// retry schedule brings the key back when it is published again.
+async fn withdrawn_key_stops_verifying(withdrawn: serde_json::Value) {
+    let key = key();
+    let idp = Idp::start(&[&key]).await;
+    let options = quick().unknown_kid_cooldown(Duration::ZERO);
+    let guard = guard(&idp, options).await;
+    let cached = token(&key);
+    guard.verify(&cached).await.expect("published");
+    guard.verify(&cached).await.expect("cached");
+
+    idp.publish_document(withdrawn);
+    // A token naming a key the set lacks makes the guard refetch now.
+    let error = guard
+        .verify(&token_with_made_up_kid(&key, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        unavailable(Err::<(), _>(error.clone())).is_some(),
+        "{error}"
+    );
+    assert_eq!(idp.answered(200), 2, "the refetch was answered");
+    let retry_after = unavailable(guard.verify(&cached).await).expect("503 for the cached token");
+    assert!(retry_after >= Duration::from_secs(1));
+    let status = &guard.key_status()[0];
+    assert_eq!(
+        (status.freshness, status.key_count),
+        (KeyFreshness::Unavailable, 0)
+    );
+    let error = status.last_error.as_deref().expect("last error");
+    assert!(error.contains("no usable key"), "{error}");
+
+    // Keys published again come back through the retry schedule.
+    idp.publish(&[&key]);
+    eventually(PATIENCE, "the key published again", || async {
+        guard.verify(&cached).await.is_ok()
+    })
+    .await;
+    assert_eq!(guard.key_status()[0].freshness, KeyFreshness::Fresh);
+}
+
+#[tokio::test]
+async fn withdrawn_key_stops_verifying_when_new_set_is_empty() {
+    withdrawn_key_stops_verifying(serde_json::json!({"keys": []})).await;
+}
+
+#[tokio::test]
+async fn withdrawn_key_stops_verifying_when_new_set_holds_only_unusable_keys() {
+    let encryption = {
+        let mut jwk = SigningKey::generate(Algorithm::RS256)
+            .expect("key")
+            .public_jwk();
+        jwk["use"] = "enc".into();
+        jwk["alg"] = "RSA-OAEP".into();
+        jwk
+    };
+    let unusable = serde_json::json!({"keys": [
+        {"kty": "EC", "crv": "P-521", "kid": "p521",
+         "x": bearer_guard::testing::b64([1u8; 66]), "y": bearer_guard::testing::b64([2u8; 66])},
+        {"kty": "OKP", "crv": "Ed448", "kid": "ed448", "x": bearer_guard::testing::b64([3u8; 57])},
+        encryption,
+    ]});
+    withdrawn_key_stops_verifying(unusable).await;
+}
+
+#[tokio::test]
+async fn withdrawn_key_stops_verifying_at_the_next_refresh() {
+    // No token asks for a refetch: the refresh ahead of the TTL, started by cache hits, finds
+    // the empty set.
+    let key = key();
+    let idp = Idp::start(&[&key]).await;
+    let guard = guard(&idp, quick().ttl(Duration::from_millis(100))).await;
+    let cached = token(&key);
+    guard.verify(&cached).await.expect("published");
+
+    idp.behave(Behaviour::EmptySet);
+    eventually(PATIENCE, "the cached token refused", || async {
+        unavailable(guard.verify(&cached).await).is_some()
+    })
+    .await;
+    idp.behave(Behaviour::Serve);
+    eventually(PATIENCE, "the key published again", || async {
+        guard.verify(&cached).await.is_ok()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_key_under_a_duplicate_kid_is_tried() {
+    // Two ES256 keys and an RS256 key under one kid (a rotation that kept the name), and a key
+    // under another kid.
+    let shared = |alg| {
+        SigningKey::generate(alg)
+            .expect("key")
+            .with_kid(Some("shared"))
+    };
+    let (first, second, rsa) = (
+        shared(Algorithm::ES256),
+        shared(Algorithm::ES256),
+        shared(Algorithm::RS256),
+    );
+    let other = key();
+    let idp = Idp::start(&[&first, &second, &rsa, &other]).await;
+    let guard = guard(&idp, quick()).await;
+    for signer in [&first, &second, &rsa, &other] {
+        guard
+            .verify(&token(signer))
+            .await
+            .unwrap_or_else(|err| panic!("{:?} {:?}: {err}", signer.kid(), signer.algorithm()));
+    }
+    // A key nobody published, under the shared kid: every candidate is tried, none verifies.
+    let stranger = shared(Algorithm::ES256);
+    assert_eq!(
+        guard.verify(&token(&stranger)).await.unwrap_err(),
+        TokenError::InvalidSignature
+    );
+    assert_eq!(idp.fetches(), 1, "a known kid never refetches");
+}
+
 #[tokio::test]
 async fn cache_control_max_age_is_honoured_and_clamped() {
     let key = key();
@@ -471,7 +591,6 @@ async fn oversized_slow_and_garbage_responses_are_failed_fetches() {
         (Behaviour::Hang, "timed out"),
         (Behaviour::Garbage, "not a JWK Set"),
         (Behaviour::NotAJwkSet, "not a JWK Set"),
-        (Behaviour::EmptySet, "no usable key"),
         (Behaviour::Status(502), "HTTP status 502"),
         (Behaviour::Status(404), "HTTP status 404"),
     ];

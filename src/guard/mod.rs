@@ -205,19 +205,18 @@ impl Guard {
 
         let kid = unverified.kid.as_deref();
         let mut keys = issuer.keys.current().await?;
-        let verifier = match keys.select(kid, unverified.algorithm) {
+        let mut candidates = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
-                keys = issuer
-                    .keys
-                    .refresh_for_unknown_key(&keys)
-                    .await
-                    .ok_or(TokenError::UnknownKey)?;
+                keys = issuer.keys.refresh_for_unknown_key(&keys).await?;
                 keys.select(kid, unverified.algorithm)?
             }
             selected => selected?,
         };
-        token::verify_signature(&unverified, verifier)?;
+        // Keys sharing the token's `kid` are each tried: any one of them may have signed it.
+        if !candidates.any(|verifier| token::verify_signature(&unverified, verifier).is_ok()) {
+            return Err(TokenError::InvalidSignature);
+        }
 
         // Read after waiting for keys, which can take seconds: the token must be valid now.
         let now = token::now();

@@ -2,9 +2,25 @@
 //!
 //! Every key is parsed once, when its set is loaded, into one aws-lc-rs verifier per algorithm it may
 //! be used with. A JWK that cannot be used (unknown `kty`, `use` = `enc`, `key_ops` without
-//! `verify`, an RSA modulus under 2048 bits, bad base64, a curve we do not support) is skipped with
-//! a log line; the rest of the set still loads. Symmetric (`oct`) JWKs are never taken from a JWKS:
+//! `verify`, bad base64, a curve we do not support, or weak material: see below) is skipped with a
+//! log line; the rest of the set still loads. Symmetric (`oct`) JWKs are never taken from a JWKS:
 //! shared secrets only come from [`KeySet::hmac_secret`].
+//!
+//! Key material is checked before aws-lc-rs sees it, the same way whether it comes from a JWK, a
+//! JWK Set or PEM, since aws-lc takes some keys under which signatures mean nothing:
+//!
+//! - **Ed25519**: the 32 bytes must be the canonical encoding (y < p, no sign bit on x = 0) of a
+//!   point of the prime-order subgroup. Under a small-order key such as the identity (`01 00…00`),
+//!   aws-lc verifies the signature R = identity, S = 0 for every message; a point with a torsion
+//!   component is no key any signer holds. Keys made by a real signer always pass.
+//! - **RSA**: an odd modulus of 2048 to 8192 bits (the verification parameter sets accept no
+//!   other size) and an odd exponent e with 65537 ≤ e < 2^33. The lower bound and the oddness are
+//!   FIPS 186-5's (§5.4); FIPS allows e up to 2^256, but aws-lc refuses exponents over 33 bits at
+//!   verification time (a DoS limit), so such a key could never verify a token.
+//! - **EC**: aws-lc-rs refuses points that are not on the curve (or not of the curve's size).
+//!
+//! Several keys may share a `kid` (an issuer rotating without renaming): a token naming it is
+//! checked against each of them, and the duplicate is logged when the set is loaded.
 //!
 //! ```
 //! use bearer_guard::KeySet;
@@ -19,11 +35,14 @@
 //! # Ok::<_, bearer_guard::KeyError>(())
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
@@ -38,6 +57,16 @@ const MAX_KEYS: usize = 100;
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3, RFC 8725 §3.5).
 const MIN_RSA_BITS: usize = 2048;
+
+/// Largest RSA modulus accepted: the `2048_8192` parameter sets refuse anything longer at
+/// verification time, so a longer key could never verify a token.
+const MAX_RSA_BITS: usize = 8192;
+
+/// Smallest RSA public exponent accepted, 2^16 + 1 (FIPS 186-5 §5.4).
+const MIN_RSA_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// Longest RSA public exponent accepted, in bits: aws-lc refuses longer ones when verifying.
+const MAX_RSA_EXPONENT_BITS: usize = 33;
 
 /// Why keys could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +88,13 @@ pub enum KeyError {
 
 /// A set of verification keys, parsed and ready: what a static key source holds and what each
 /// JWKS fetch produces.
+///
+/// Whatever the source (JWK, JWK Set, PEM), key material must be usable and sound: RSA keys of
+/// 2048 to 8192 bits with an odd modulus and an odd exponent 65537 ≤ e < 2^33 (FIPS 186-5's
+/// lower bound; aws-lc verifies nothing with a longer exponent), Ed25519 keys that are the
+/// canonical encoding of a point of the prime-order subgroup (small-order keys, under which a
+/// signature can be forged, are refused in every encoding), EC points on their curve. A set skips
+/// (and logs) a key that fails; a single-key constructor returns [`KeyError::Unusable`].
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
     /// Unique per constructed set: tokens verified against one set are re-verified when the
@@ -78,11 +114,17 @@ impl fmt::Debug for KeySet {
     }
 }
 
+/// A key's `kid`, family, algorithms and fingerprint.
+type KeyIdentity<'a> = (Option<&'a str>, KeyFamily, Vec<Algorithm>, [u8; 32]);
+
 /// One key and the verifiers it may be used with.
 struct VerifyingKey {
     kid: Option<Box<str>>,
     family: KeyFamily,
     verifiers: Vec<(Algorithm, Verifier)>,
+    /// SHA-256 of the key's material in one canonical form, so that a refetched set can be told
+    /// identical to the current one without keeping a second copy of every key.
+    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -111,6 +153,7 @@ impl VerifyingKey {
         only: Option<Algorithm>,
         material: &KeyMaterial<'_>,
     ) -> Result<Self, KeyError> {
+        let fingerprint = check_material(material)?;
         let verifiers: Vec<_> = Algorithm::ALL
             .into_iter()
             .filter(|alg| alg.key_family() == family && only.is_none_or(|only| only == *alg))
@@ -123,7 +166,19 @@ impl VerifyingKey {
             kid: kid.map(String::into_boxed_str),
             family,
             verifiers,
+            fingerprint,
         })
+    }
+
+    /// What the key is and may do, without its verifiers: equal for the same key published
+    /// again with the same `kid` and restrictions.
+    fn identity(&self) -> KeyIdentity<'_> {
+        (
+            self.kid.as_deref(),
+            self.family,
+            self.verifiers.iter().map(|(alg, _)| *alg).collect(),
+            self.fingerprint,
+        )
     }
 
     fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
@@ -170,6 +225,7 @@ impl KeySet {
     }
 
     fn new(keys: Vec<VerifyingKey>) -> KeySet {
+        warn_duplicate_kids(&keys);
         static GENERATIONS: AtomicU64 = AtomicU64::new(1);
         KeySet {
             keys,
@@ -190,11 +246,7 @@ impl KeySet {
         let der = decoded
             .try_get_as_bytes()
             .map_err(|_| KeyError::InvalidPem)?;
-        let bits = aws_lc_rs::signature::RsaParameters::public_modulus_len(der)
-            .map_err(|_| KeyError::InvalidPem)?;
-        if (bits as usize) < MIN_RSA_BITS {
-            return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
-        }
+        // Size, modulus and exponent are checked with the material, as for a JWK.
         Self::single(kid, KeyFamily::Rsa, None, &KeyMaterial::RsaDer(der))
     }
 
@@ -283,46 +335,185 @@ impl KeySet {
         self.keys.iter().any(|key| key.family == KeyFamily::Hmac)
     }
 
-    /// The verifier for a token's `kid` and `alg`.
+    /// Whether `other` holds the same keys: the same material under the same `kid`s, for the
+    /// same algorithms, in any order. A refetch that brings nothing new keeps the current set
+    /// (and its generation), so tokens verified against it need no second check.
+    pub(crate) fn same_keys(&self, other: &KeySet) -> bool {
+        if self.keys.len() != other.keys.len() {
+            return false;
+        }
+        fn sorted(set: &KeySet) -> Vec<KeyIdentity<'_>> {
+            let mut identities: Vec<_> = set.keys.iter().map(VerifyingKey::identity).collect();
+            identities.sort_unstable_by(|a, b| (a.0, a.3, &a.2).cmp(&(b.0, b.3, &b.2)));
+            identities
+        }
+        sorted(self) == sorted(other)
+    }
+
+    /// The verifiers that may check a token with this `kid` and `alg`.
     ///
-    /// With a `kid`: the key with that id whose type (and own `alg`, if any) fits the algorithm;
-    /// [`TokenError::UnknownKey`] if no key has the id, [`TokenError::KeyMismatch`] if the keys with
-    /// that id cannot verify this algorithm. Without a `kid`: the single key that fits, or
-    /// [`TokenError::AmbiguousKey`] when several do.
-    pub(crate) fn select(
-        &self,
-        kid: Option<&str>,
+    /// With a `kid`: every key with that id whose type (and own `alg`, if any) fits the
+    /// algorithm, in set order; [`TokenError::UnknownKey`] if no key has the id,
+    /// [`TokenError::KeyMismatch`] if the keys with that id cannot verify this algorithm. Without
+    /// a `kid`: the single key that fits, or [`TokenError::AmbiguousKey`] when several do. On
+    /// `Ok` there is at least one candidate.
+    pub(crate) fn select<'a>(
+        &'a self,
+        kid: Option<&'a str>,
         alg: Algorithm,
-    ) -> Result<&Verifier, TokenError> {
-        match kid {
-            Some(kid) => {
-                let mut named = false;
-                for key in self
-                    .keys
-                    .iter()
-                    .filter(|key| key.kid.as_deref() == Some(kid))
-                {
-                    named = true;
-                    if let Some(verifier) = key.verifier(alg) {
-                        return Ok(verifier);
-                    }
-                }
-                Err(if named {
-                    TokenError::KeyMismatch
-                } else {
-                    TokenError::UnknownKey
-                })
+    ) -> Result<Candidates<'a>, TokenError> {
+        let candidates = Candidates {
+            keys: self.keys.iter(),
+            kid,
+            alg,
+        };
+        let mut probe = candidates.clone();
+        match (kid, probe.next(), probe.next()) {
+            (Some(_), Some(_), _) | (None, Some(_), None) => Ok(candidates),
+            (None, Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
+            (Some(kid), None, _) if self.key_ids().any(|id| id == kid) => {
+                Err(TokenError::KeyMismatch)
             }
-            None => {
-                let mut fitting = self.keys.iter().filter_map(|key| key.verifier(alg));
-                match (fitting.next(), fitting.next()) {
-                    (Some(verifier), None) => Ok(verifier),
-                    (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
-                    (None, _) => Err(TokenError::UnknownKey),
-                }
-            }
+            (_, None, _) => Err(TokenError::UnknownKey),
         }
     }
+}
+
+/// The verifiers [`KeySet::select`] found for a token: try each until one verifies.
+#[derive(Clone)]
+pub(crate) struct Candidates<'a> {
+    keys: std::slice::Iter<'a, VerifyingKey>,
+    /// `None`: any key (`select` made sure exactly one fits).
+    kid: Option<&'a str>,
+    alg: Algorithm,
+}
+
+impl<'a> Iterator for Candidates<'a> {
+    type Item = &'a Verifier;
+
+    fn next(&mut self) -> Option<&'a Verifier> {
+        let (kid, alg) = (self.kid, self.alg);
+        self.keys.find_map(|key| {
+            if kid.is_some_and(|kid| key.kid.as_deref() != Some(kid)) {
+                return None;
+            }
+            key.verifier(alg)
+        })
+    }
+}
+
+/// Several keys under one `kid` all stay in use (each is tried); say so once, at load, since it
+/// usually means a rotation that forgot to rename the new key.
+fn warn_duplicate_kids(keys: &[VerifyingKey]) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for kid in keys.iter().filter_map(|key| key.kid.as_deref()) {
+        *counts.entry(kid).or_default() += 1;
+    }
+    for (kid, count) in counts.into_iter().filter(|(_, count)| *count > 1) {
+        tracing::warn!(
+            kid,
+            keys = count,
+            "several keys share one kid: tokens naming it are checked against each"
+        );
+    }
+}
+
+/// Refuse material that aws-lc-rs would take but that is weak, forgeable or can never verify,
+/// whichever way it was loaded; the fingerprint of what passes.
+fn check_material(material: &KeyMaterial<'_>) -> Result<[u8; 32], KeyError> {
+    let mut fingerprint = digest::Context::new(&digest::SHA256);
+    match material {
+        KeyMaterial::RsaComponents { n, e } => {
+            check_rsa(n, e)?;
+            rsa_fingerprint(&mut fingerprint, n, e);
+        }
+        KeyMaterial::RsaDer(der) => {
+            // PKCS#1 `RSAPublicKey` or SubjectPublicKeyInfo, from a PEM: read n and e to check
+            // them as a JWK's would be.
+            let public =
+                aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| KeyError::InvalidPem)?;
+            let (n, e) = (public.modulus(), public.exponent());
+            let (n, e) = (
+                n.big_endian_without_leading_zero(),
+                e.big_endian_without_leading_zero(),
+            );
+            check_rsa(n, e)?;
+            rsa_fingerprint(&mut fingerprint, n, e);
+        }
+        KeyMaterial::Ed25519(x) => {
+            check_ed25519(x)?;
+            fingerprint.update(b"Ed25519");
+            fingerprint.update(x);
+        }
+        KeyMaterial::Ec(point) => {
+            // On the curve and of the right size: aws-lc-rs checks both when it parses the point.
+            fingerprint.update(b"EC");
+            fingerprint.update(point);
+        }
+        KeyMaterial::Secret(secret) => {
+            fingerprint.update(b"HMAC");
+            fingerprint.update(secret);
+        }
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(fingerprint.finish().as_ref());
+    Ok(out)
+}
+
+fn rsa_fingerprint(fingerprint: &mut digest::Context, n: &[u8], e: &[u8]) {
+    fingerprint.update(b"RSA");
+    // Length-prefixed, so that no (n, e) pair reads as another.
+    fingerprint.update(&(n.len() as u64).to_be_bytes());
+    fingerprint.update(n);
+    fingerprint.update(e);
+}
+
+/// `n` and `e` big-endian without leading zeros: an odd modulus of 2048 to 8192 bits, an odd
+/// exponent with 65537 ≤ e < 2^33 (see the module docs for why these bounds).
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), KeyError> {
+    let bits = bit_length(n);
+    if bits < MIN_RSA_BITS {
+        return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(KeyError::Unusable("RSA key is longer than 8192 bits"));
+    }
+    if n.last().is_none_or(|low| low & 1 == 0) {
+        // A product of two odd primes is odd; an even modulus is no RSA key.
+        return Err(KeyError::Unusable("RSA modulus is even"));
+    }
+    let odd = e.last().is_some_and(|low| low & 1 == 1);
+    let large_enough = e.len() > MIN_RSA_EXPONENT.len()
+        || (e.len() == MIN_RSA_EXPONENT.len() && e >= &MIN_RSA_EXPONENT[..]);
+    if !odd || !large_enough || bit_length(e) > MAX_RSA_EXPONENT_BITS {
+        return Err(KeyError::Unusable(
+            "RSA exponent must be odd, at least 65537 and below 2^33",
+        ));
+    }
+    Ok(())
+}
+
+/// A public key of the prime-order subgroup, in its one canonical encoding. aws-lc takes any of
+/// the 8 small-order points (in any encoding) and points with a torsion component; under the
+/// identity, R = identity with S = 0 verifies for every message.
+fn check_ed25519(x: &[u8]) -> Result<(), KeyError> {
+    let bytes: [u8; 32] = x
+        .try_into()
+        .map_err(|_| KeyError::Unusable("Ed25519 key is not 32 bytes"))?;
+    let point = CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or(KeyError::Unusable("Ed25519 key is not a curve point"))?;
+    // y ≥ p, or the sign bit set on x = 0, decode to a point whose own encoding differs.
+    if point.compress().to_bytes() != bytes {
+        return Err(KeyError::Unusable("Ed25519 key is not canonically encoded"));
+    }
+    if point.is_small_order() {
+        return Err(KeyError::Unusable("Ed25519 key has small order"));
+    }
+    if !point.is_torsion_free() {
+        return Err(KeyError::Unusable("Ed25519 key has a torsion component"));
+    }
+    Ok(())
 }
 
 /// One JWK from a set or on its own: public asymmetric signature keys only.
@@ -352,9 +543,6 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyingKey, KeyError> {
             let e = decode(&rsa.e)?;
             let n = strip_leading_zeros(&n);
             let e = strip_leading_zeros(&e);
-            if rsa_bits(n) < MIN_RSA_BITS {
-                return Err(KeyError::Unusable("RSA key is shorter than 2048 bits"));
-            }
             let material = KeyMaterial::RsaComponents { n, e };
             return check_alg(only, KeyFamily::Rsa)
                 .and_then(|()| VerifyingKey::new(kid, KeyFamily::Rsa, only, &material));
@@ -441,9 +629,144 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-fn rsa_bits(modulus: &[u8]) -> usize {
-    match modulus.first() {
-        Some(top) => (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+/// Bits of a big-endian number without leading zero bytes.
+fn bit_length(number: &[u8]) -> usize {
+    match number.first() {
+        Some(top) => (number.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
         None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+    use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _};
+    use serde_json::json;
+
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn ed25519_jwk(kid: &str) -> serde_json::Value {
+        let pair = Ed25519KeyPair::generate().expect("key");
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(pair.public_key().as_ref())})
+    }
+
+    fn set(keys: &[&serde_json::Value]) -> KeySet {
+        KeySet::from_jwks_json(json!({ "keys": keys }).to_string()).expect("a JWK Set")
+    }
+
+    /// Why `check_ed25519` exists: aws-lc alone takes the identity point as a key, and under it the
+    /// signature R = identity, S = 0 verifies every message. Should a later aws-lc refuse it,
+    /// this test fails: keep the check all the same and turn this assertion around.
+    #[test]
+    fn aws_lc_alone_accepts_the_identity_key_forgery() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let key = signature::UnparsedPublicKey::new(&signature::ED25519, identity);
+        for message in [&b"eyJhbGciOiJFZERTQSJ9.e30"[..], b"any message at all", b""] {
+            assert!(key.verify(message, &forged).is_ok());
+        }
+        assert_eq!(
+            check_ed25519(&identity),
+            Err(KeyError::Unusable("Ed25519 key has small order"))
+        );
+    }
+
+    #[test]
+    fn real_ed25519_keys_pass_the_point_checks() {
+        for _ in 0..64 {
+            let pair = Ed25519KeyPair::generate().expect("key");
+            assert_eq!(check_ed25519(pair.public_key().as_ref()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn key_sets_are_the_same_when_kids_material_and_algorithms_are() {
+        let (a, b) = (ed25519_jwk("a"), ed25519_jwk("b"));
+        let rsa = {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("key");
+            let public = pair.public_key();
+            json!({
+                "kty": "RSA", "kid": "r",
+                "n": b64(public.modulus().big_endian_without_leading_zero()),
+                "e": b64(public.exponent().big_endian_without_leading_zero()),
+            })
+        };
+        let current = set(&[&a, &b, &rsa]);
+        // Same keys, in another order, with members that change nothing (`use`, a family's only
+        // algorithm): the same set.
+        let mut b_annotated = b.clone();
+        b_annotated["use"] = "sig".into();
+        b_annotated["alg"] = "EdDSA".into();
+        assert!(current.same_keys(&set(&[&rsa, &b_annotated, &a])));
+
+        let renamed = {
+            let mut renamed = b.clone();
+            renamed["kid"] = "c".into();
+            renamed
+        };
+        let restricted = {
+            let mut restricted = rsa.clone();
+            restricted["alg"] = "PS256".into();
+            restricted
+        };
+        let replaced = ed25519_jwk("b");
+        for (change, other) in [
+            ("a key fewer", set(&[&a, &rsa])),
+            ("a kid renamed", set(&[&a, &renamed, &rsa])),
+            (
+                "an RSA key restricted to PS256",
+                set(&[&a, &b, &restricted]),
+            ),
+            (
+                "other material under the same kid",
+                set(&[&a, &replaced, &rsa]),
+            ),
+            ("a key twice", set(&[&a, &b, &rsa, &a])),
+        ] {
+            assert!(!current.same_keys(&other), "{change}");
+        }
+    }
+
+    #[test]
+    fn candidates_are_every_key_with_the_kid_that_fits_the_algorithm() {
+        let (first, second, other) = (ed25519_jwk("k"), ed25519_jwk("k"), ed25519_jwk("o"));
+        let keys = set(&[&first, &other, &second]);
+        assert_eq!(
+            keys.select(Some("k"), Algorithm::EdDSA)
+                .map(Iterator::count),
+            Ok(2)
+        );
+        assert_eq!(
+            keys.select(Some("o"), Algorithm::EdDSA)
+                .map(Iterator::count),
+            Ok(1)
+        );
+        assert_eq!(
+            keys.select(Some("k"), Algorithm::ES256).err(),
+            Some(TokenError::KeyMismatch)
+        );
+        assert_eq!(
+            keys.select(Some("x"), Algorithm::EdDSA).err(),
+            Some(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            keys.select(None, Algorithm::EdDSA).err(),
+            Some(TokenError::AmbiguousKey)
+        );
+        let single = set(&[&other]);
+        assert_eq!(
+            single.select(None, Algorithm::EdDSA).map(Iterator::count),
+            Ok(1)
+        );
+        assert_eq!(
+            single.select(None, Algorithm::ES256).err(),
+            Some(TokenError::UnknownKey)
+        );
     }
 }

@@ -46,11 +46,16 @@ impl KeySource {
         }
     }
 
-    /// A token named a key that `seen` does not hold: a newer set if the source can get one now,
-    /// `None` when it cannot (static keys, or a refetch already happened within the cooldown).
-    pub(crate) async fn refresh_for_unknown_key(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
+    /// A token named a key that `seen` does not hold: a newer set if the source can get one now;
+    /// [`TokenError::UnknownKey`] when it cannot (static keys, or a refetch already happened
+    /// within the cooldown), [`TokenError::KeysUnavailable`] when the newer set holds no usable
+    /// key.
+    pub(crate) async fn refresh_for_unknown_key(
+        &self,
+        seen: &Arc<KeySet>,
+    ) -> Result<Arc<KeySet>, TokenError> {
         match self {
-            KeySource::Static(_) => None,
+            KeySource::Static(_) => Err(TokenError::UnknownKey),
             KeySource::Remote(remote) => remote.refresh_for_unknown_key(seen).await,
         }
     }
@@ -111,11 +116,14 @@ pub struct KeyStatus {
     pub ttl: Option<Duration>,
     /// When the last fetch or revalidation succeeded.
     pub last_success: Option<SystemTime>,
-    /// What went wrong with the last failed fetch, if any fetch ever failed.
+    /// What went wrong with the last failed fetch, if any fetch ever failed. A JWK Set without a
+    /// usable key counts as a failure here (`JWK Set holds no usable key`), though it replaces
+    /// the keys.
     pub last_error: Option<String>,
     /// When the last failed fetch happened.
     pub last_error_at: Option<SystemTime>,
-    /// Failed fetches since the last success (0 when the last fetch succeeded).
+    /// Failed fetches since the last success (0 when the last fetch succeeded), JWK Sets without
+    /// a usable key included.
     pub consecutive_failures: u32,
 }
 
@@ -129,6 +137,7 @@ pub enum KeyFreshness {
     Fresh,
     /// Past their TTL (a refresh is due or failing); still used up to the stale limit.
     Stale,
-    /// No usable keys (never fetched, or past the stale limit): tokens get 503.
+    /// No usable keys (never fetched, past the stale limit, or the issuer's current JWK Set holds
+    /// none it can use): tokens get 503.
     Unavailable,
 }

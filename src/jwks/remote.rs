@@ -14,11 +14,19 @@
 //! - **Unknown `kid`.** A token naming a key the set lacks triggers a refetch at most once per
 //!   [`JwksOptions::unknown_kid_cooldown`] (30 s); during the cooldown it is rejected at once.
 //! - **Stale-if-error.** A failed fetch (timeout, status other than 200/304, redirect, body over
-//!   1 MiB, not a JWK Set, no usable key) keeps the last good set for up to
-//!   [`JwksOptions::stale_limit`] (24 h) past its TTL, logs a warning, and retries on a timer with
-//!   exponential backoff ([`JwksOptions::retry_backoff`]). Past the stale limit, or before any key
-//!   arrived, requests fail with [`TokenError::KeysUnavailable`] (503 with `Retry-After`) without
-//!   waiting on the failing server. A key missing from a successful fetch stops verifying at once.
+//!   1 MiB, not a JWK Set) keeps the last good set for up to [`JwksOptions::stale_limit`] (24 h)
+//!   past its TTL, logs a warning, and retries on a timer with exponential backoff
+//!   ([`JwksOptions::retry_backoff`]). Past the stale limit, or before any key arrived, requests
+//!   fail with [`TokenError::KeysUnavailable`] (503 with `Retry-After`) without waiting on the
+//!   failing server.
+//! - **A JWK Set is authoritative.** Every JWK Set document fetched replaces the previous set, even
+//!   one with no usable key (`{"keys":[]}`, or only encryption keys or unsupported curves): a key
+//!   absent from it stops verifying at once, tokens already in the verified-token cache included.
+//!   While the issuer's current set holds no usable key its tokens get
+//!   [`TokenError::KeysUnavailable`] (a server-side problem, logged as a warning with the issuer),
+//!   and the set is fetched again on the retry schedule, so keys published again are picked up.
+//! - **Unchanged sets.** A refetch that brings the same keys (same `kid`s, material and
+//!   algorithms) keeps the current set, so tokens verified against it are not verified again.
 //! - **Status.** [`Guard::key_status`](crate::Guard::key_status) reports, per issuer, the age of
 //!   the keys, the last success and the last error.
 //!
@@ -360,7 +368,7 @@ struct Shared {
     /// A retry timer task is waiting. Not in `control`: the timer's drop guard clears it, and
     /// tokio may drop a task inside `spawn` (runtime shut down) while `control` is locked.
     retry_timer_pending: AtomicBool,
-    /// Counts successful fetches; start-up waits on it.
+    /// Counts stored sets that hold a usable key; start-up waits on it.
     stored: watch::Sender<u64>,
     /// The cached set as the verified-token cache sees it, without touching `cache`: its
     /// generation, and (in nanoseconds since `epoch`) when it must be refreshed and when it
@@ -526,14 +534,17 @@ impl RemoteKeys {
     /// known to be failing, and never longer than the fetch limits.
     pub(crate) async fn current(&self) -> Result<Arc<KeySet>, TokenError> {
         let shared = &self.shared;
-        if let Some(entry) = shared.cache.get(&()).await {
-            let now = Instant::now();
-            if now >= entry.refresh_at {
-                shared.refresh_ahead(shared.nanos_since_epoch(now));
+        let keys = match shared.cache.get(&()).await {
+            Some(entry) => {
+                let now = Instant::now();
+                if now >= entry.refresh_at {
+                    shared.refresh_ahead(shared.nanos_since_epoch(now));
+                }
+                Arc::clone(&entry.keys)
             }
-            return Ok(Arc::clone(&entry.keys));
-        }
-        shared.keys_for_empty_cache().await
+            None => shared.keys_for_empty_cache().await?,
+        };
+        shared.usable(keys)
     }
 
     /// The generation of the usable set, without waiting (`None` when there is none). Starts a
@@ -550,8 +561,18 @@ impl RemoteKeys {
         Some(shared.generation.load(Ordering::Acquire))
     }
 
-    /// A token named a key that `seen` lacks: a newer set if one is (or can now be) had.
-    pub(crate) async fn refresh_for_unknown_key(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
+    /// A token named a key that `seen` lacks: a newer set if one is (or can now be) had,
+    /// [`TokenError::UnknownKey`] if not, [`TokenError::KeysUnavailable`] if the newer set holds
+    /// no usable key.
+    pub(crate) async fn refresh_for_unknown_key(
+        &self,
+        seen: &Arc<KeySet>,
+    ) -> Result<Arc<KeySet>, TokenError> {
+        let fresh = self.newer_set(seen).await.ok_or(TokenError::UnknownKey)?;
+        self.shared.usable(fresh)
+    }
+
+    async fn newer_set(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
         let shared = &self.shared;
         // A fetch already in flight may have been answered before the key was published; if it
         // brings nothing newer than `seen`, it does not count as this token's refetch.
@@ -633,6 +654,8 @@ impl RemoteKeys {
         let control = lock(&shared.control);
         let age = control.fetched_at.map(|(at, _)| at.elapsed());
         let freshness = match age {
+            // The issuer's current set holds no usable key.
+            Some(_) if control.key_count == 0 => KeyFreshness::Unavailable,
             Some(age) if age < control.ttl => KeyFreshness::Fresh,
             Some(age) if age < control.ttl.saturating_add(shared.options.stale_limit) => {
                 KeyFreshness::Stale
@@ -723,6 +746,15 @@ impl Shared {
 
     fn unavailable(&self) -> TokenError {
         self.unavailable_locked(&lock(&self.control))
+    }
+
+    /// `keys`, unless the issuer's set holds no usable key: then its tokens cannot be verified
+    /// until keys are published again (the retry schedule fetches the set meanwhile).
+    fn usable(&self, keys: Arc<KeySet>) -> Result<Arc<KeySet>, TokenError> {
+        if keys.is_empty() {
+            return Err(self.unavailable());
+        }
+        Ok(keys)
     }
 
     fn unavailable_locked(&self, control: &Control) -> TokenError {
@@ -830,11 +862,9 @@ impl Shared {
         let new_etag = document.headers.get(ETAG).cloned();
         match document.status {
             StatusCode::OK => {
+                // Authoritative even when it holds no usable key (see the module docs).
                 let keys = KeySet::from_jwks_json(&document.body)
                     .map_err(|err| FetchError::NotAJwkSet(err.to_string()))?;
-                if keys.is_empty() {
-                    return Err(FetchError::NoUsableKeys);
-                }
                 Ok((
                     Fetched::Modified {
                         keys,
@@ -857,7 +887,7 @@ impl Shared {
     }
 
     async fn store(
-        &self,
+        self: &Arc<Self>,
         fetched: Fetched,
         previous: Option<&CachedKeys>,
         status: u16,
@@ -865,6 +895,16 @@ impl Shared {
         own: &watch::Receiver<Flight>,
     ) -> Arc<KeySet> {
         let (keys, etag, max_age) = match (fetched, previous) {
+            // The same keys again (a server without ETags): the current set and its generation
+            // stay, so cached verifications stay valid.
+            (
+                Fetched::Modified {
+                    keys,
+                    etag,
+                    max_age,
+                },
+                Some(previous),
+            ) if previous.keys.same_keys(&keys) => (Arc::clone(&previous.keys), etag, max_age),
             (
                 Fetched::Modified {
                     keys,
@@ -907,6 +947,21 @@ impl Shared {
             control.key_count = keys.len();
             control.fetched_at = Some((now, SystemTime::now()));
             control.ttl = ttl;
+            if keys.is_empty() {
+                // Stored all the same (the previous keys are withdrawn), and fetched again on
+                // the retry schedule until keys are published.
+                let error = FetchError::NoUsableKeys;
+                let backoff = self.back_off(&mut control, &error, now);
+                tracing::warn!(
+                    issuer = %self.issuer,
+                    jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
+                    status,
+                    reason = reason.as_str(),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "JWK Set holds no usable key: tokens of this issuer get 503 until keys are published"
+                );
+                return keys;
+            }
             control.retry = None;
             self.retry_due.store(0, Ordering::Relaxed);
             std::mem::take(&mut control.consecutive_failures)
@@ -933,6 +988,26 @@ impl Shared {
         // Ended under the same lock that schedules the retry, so the retry timer can never
         // see this finished fetch as still running and skip its attempt.
         end_flight(&mut control, own);
+        let backoff = self.back_off(&mut control, error, now);
+        tracing::warn!(
+            issuer = %self.issuer,
+            jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
+            reason = reason.as_str(),
+            error = %error,
+            serving = if had_keys { "last good keys" } else { "no keys" },
+            retry_in_ms = backoff.as_millis() as u64,
+            "JWKS fetch failed"
+        );
+    }
+
+    /// Record `error` and schedule the next attempt (backoff doubling up to the maximum); the
+    /// wait before it. Called under the lock that ended the fetch.
+    fn back_off(
+        self: &Arc<Self>,
+        control: &mut Control,
+        error: &FetchError,
+        now: Instant,
+    ) -> Duration {
         if matches!(self.location, Location::Discover(_))
             && !matches!(error, FetchError::Discovery(_))
         {
@@ -948,18 +1023,10 @@ impl Shared {
         control.retry = Some(Retry { at, backoff });
         self.retry_due
             .store(self.nanos_since_epoch(at).max(1), Ordering::Relaxed);
-        tracing::warn!(
-            issuer = %self.issuer,
-            jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
-            reason = reason.as_str(),
-            error = %error,
-            serving = if had_keys { "last good keys" } else { "no keys" },
-            retry_in_ms = backoff.as_millis() as u64,
-            "JWKS fetch failed"
-        );
         if !self.retry_timer_pending.swap(true, Ordering::AcqRel) {
             self.schedule_retry(at);
         }
+        backoff
     }
 
     /// Retry on a timer, so the keys come back even when no request arrives. The timer holds the
@@ -1057,7 +1124,107 @@ fn unavailable_until(at: Instant) -> TokenError {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// A JWK Set server on `127.0.0.1:0` that answers 200 without an `ETag` (so every refetch
+    /// brings the whole set), serving whatever document the test sets.
+    struct JwksServer {
+        url: String,
+        document: Arc<Mutex<Value>>,
+        fetches: Arc<AtomicU64>,
+    }
+
+    impl JwksServer {
+        async fn start(document: Value) -> JwksServer {
+            let document = Arc::new(Mutex::new(document));
+            let fetches = Arc::new(AtomicU64::new(0));
+            let (served, counted) = (Arc::clone(&document), Arc::clone(&fetches));
+            let app = axum::Router::new().route(
+                "/jwks",
+                axum::routing::get(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let body = served
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    async move { axum::Json(body) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            JwksServer {
+                url,
+                document,
+                fetches,
+            }
+        }
+
+        fn fetches(&self) -> u64 {
+            self.fetches.load(Ordering::SeqCst)
+        }
+
+        fn serve(&self, document: Value) {
+            *self.document.lock().unwrap_or_else(PoisonError::into_inner) = document;
+        }
+    }
+
+    fn ed25519_jwk(kid: &str) -> Value {
+        let pair = Ed25519KeyPair::generate().expect("key");
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": x})
+    }
+
+    /// What a refetch for an unknown `kid` does to the generation the verified-token cache
+    /// compares against.
+    #[tokio::test]
+    async fn identical_refetch_keeps_the_key_set_generation() {
+        let (a, b) = (ed25519_jwk("a"), ed25519_jwk("b"));
+        let server = JwksServer::start(json!({"keys": [a, b]})).await;
+        let options = JwksOptions::default().unknown_kid_cooldown(Duration::ZERO);
+        let remote = RemoteKeys::new(
+            "https://issuer.example",
+            &JwksLocation::Uri(server.url.clone()),
+            options,
+            reqwest::Client::new(),
+        )
+        .expect("a loopback URL");
+        let first = remote.current().await.expect("keys");
+        let generation = remote.current_generation().expect("a usable set");
+
+        // The same keys, even reordered: the refetch keeps the set, so nothing cached against
+        // it is verified again.
+        for same in [json!({"keys": [a, b]}), json!({"keys": [b, a]})] {
+            server.serve(same);
+            let fetched = server.fetches();
+            assert_eq!(
+                remote.refresh_for_unknown_key(&first).await.err(),
+                Some(TokenError::UnknownKey),
+                "nothing newer"
+            );
+            assert_eq!(server.fetches(), fetched + 1, "the set was fetched again");
+            assert_eq!(remote.current_generation(), Some(generation));
+            let current = remote.current().await.expect("keys");
+            assert!(Arc::ptr_eq(&current, &first));
+        }
+        assert_eq!(lock(&remote.shared.control).key_count, 2);
+
+        // A changed set is a new generation.
+        server.serve(json!({"keys": [a, ed25519_jwk("b")]}));
+        let fresh = remote
+            .refresh_for_unknown_key(&first)
+            .await
+            .expect("a newer set");
+        assert!(fresh.generation() > generation);
+        assert_eq!(remote.current_generation(), Some(fresh.generation()));
+    }
 
     #[test]
     fn max_age_is_clamped_and_absent_max_age_uses_the_default() {

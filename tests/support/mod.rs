@@ -38,7 +38,7 @@ pub enum Behaviour {
     Garbage,
     /// 200 with JSON that is not a JWK Set.
     NotAJwkSet,
-    /// 200 with a JWK Set that holds no key.
+    /// 200 with a JWK Set that holds no key (`{"keys":[]}`): a valid, authoritative answer.
     EmptySet,
     /// 200 with 2 MiB announced in `Content-Length`.
     Huge,
@@ -136,6 +136,11 @@ impl Idp {
     /// Publish these keys from now on.
     pub fn publish(&self, keys: &[&SigningKey]) {
         locked(&self.shared.config).jwks = SigningKey::jwks(keys.iter().copied());
+    }
+
+    /// Serve this JWK Set document from now on, as given (keys the test kit cannot make).
+    pub fn publish_document(&self, jwks: Value) {
+        locked(&self.shared.config).jwks = jwks;
     }
 
     pub fn behave(&self, behaviour: Behaviour) {
