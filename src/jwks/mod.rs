@@ -6,13 +6,16 @@
 //! URL by [`discovery`] when asked to.
 
 pub(crate) mod discovery;
-pub(crate) mod keys;
+mod jwk;
+mod key;
+pub(crate) mod key_set;
 pub(crate) mod remote;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use keys::{KeyError, KeySet};
+pub use key::KeyError;
+pub use key_set::KeySet;
 pub use remote::JwksOptions;
 pub(crate) use remote::{JwksLocation, RemoteKeys};
 

@@ -78,7 +78,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 
 use super::discovery::{self, parse_http_url};
-use super::keys::KeySet;
+use super::key_set::KeySet;
 use super::{KeyFreshness, KeyStatus};
 use crate::token::TokenError;
 
