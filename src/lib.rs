@@ -87,10 +87,11 @@ pub mod tonic;
 pub use claims::Claims;
 pub use guard::{
     BuildError, CacheStats, DEFAULT_LEEWAY, DEFAULT_STARTUP_TIMEOUT, Guard, GuardBuilder, Issuer,
+    VerifyError,
 };
 pub use http::rejection::{EmptyBody, Protocol, Rejection, RejectionBody};
 pub use http::source::BearerError;
-pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus};
+pub use jwks::{JwksOptions, KeyError, KeyFreshness, KeySet, KeyStatus, KeysUnavailable};
 pub use layer::{BearerLayer, BearerService, RequireScopeLayer, RequireScopeService};
 pub use scope::{InsufficientScope, ScopeRequirement, ScopeSet, Scopes};
 pub use token::{Algorithm, TokenError, UnknownAlgorithm};

@@ -326,7 +326,7 @@ fn error_descriptions_never_echo_input() {
 #[tokio::test]
 async fn keys_unavailable_is_503_with_retry_after() {
     let guard = guard(false).await;
-    let rejection = Rejection::from(TokenError::KeysUnavailable {
+    let rejection = Rejection::from(bearer_guard::KeysUnavailable {
         retry_after: Duration::from_secs(30),
     });
     let response: Response<()> = guard.reject(&rejection, &HeaderMap::new());
@@ -373,7 +373,7 @@ async fn grpc_requests_get_grpc_statuses() {
             "The access token lacks a required scope",
         ),
         (
-            Rejection::from(TokenError::KeysUnavailable {
+            Rejection::from(bearer_guard::KeysUnavailable {
                 retry_after: Duration::from_secs(5),
             }),
             "14",

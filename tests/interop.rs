@@ -259,7 +259,7 @@ async fn expired_provider_token_is_rejected() -> TestResult {
     let deadline = Instant::now() + ttl + Duration::from_secs(5);
     loop {
         match guard.verify(&token).await {
-            Err(TokenError::Expired) => break,
+            Err(bearer_guard::VerifyError::InvalidToken(TokenError::Expired)) => break,
             Ok(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

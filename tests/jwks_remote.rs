@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bearer_guard::testing::SigningKey;
 use bearer_guard::{
     Algorithm, BuildError, Guard, Issuer, JwksOptions, KeyFreshness, Rejection, TokenError,
+    VerifyError,
 };
 use support::{Behaviour, CLIENT_MARKER, Idp};
 use tokio::task::JoinSet;
@@ -73,9 +74,9 @@ where
     }
 }
 
-fn unavailable(result: Result<impl Sized, TokenError>) -> Option<Duration> {
+fn unavailable(result: Result<impl Sized, VerifyError>) -> Option<Duration> {
     match result {
-        Err(TokenError::KeysUnavailable { retry_after }) => Some(retry_after),
+        Err(VerifyError::KeysUnavailable(unavailable)) => Some(unavailable.retry_after),
         _ => None,
     }
 }
@@ -205,8 +206,8 @@ async fn a_token_that_expires_while_keys_are_fetched_is_rejected() {
     }
     idp.release();
     assert_eq!(
-        request.await.expect("request task"),
-        Err(TokenError::Expired),
+        request.await.expect("request task").err(),
+        Some(VerifyError::InvalidToken(TokenError::Expired)),
         "the token expired while its key was fetched"
     );
     assert_eq!(idp.fetches(), 2, "the refetch did happen");
@@ -229,7 +230,10 @@ async fn unknown_kid_refetches_once_per_cooldown() {
         requests.spawn(async move { guard.verify(&token).await.map(|_| ()) });
     }
     for outcome in requests.join_all().await {
-        assert_eq!(outcome, Err(TokenError::UnknownKey));
+        assert_eq!(
+            outcome.err(),
+            Some(VerifyError::InvalidToken(TokenError::UnknownKey))
+        );
     }
     assert_eq!(idp.fetches(), 2, "200 unknown kids, one refetch");
 

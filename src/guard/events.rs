@@ -1,12 +1,12 @@
 //! The event stage: each decision is reported here, once. Events carry the issuer, the client, the
 //! key and the outcome — never the token.
 
+use super::VerifyError;
 use crate::claims::Claims;
 use crate::http::source::BearerError;
-use crate::token::TokenError;
 
 /// A token was decided (verified in full or found in the cache).
-pub(super) fn token_decided(outcome: &Result<Claims, TokenError>) {
+pub(super) fn token_decided(outcome: &Result<Claims, VerifyError>) {
     match outcome {
         Ok(claims) => tracing::debug!(
             issuer = claims.issuer(),
@@ -15,7 +15,7 @@ pub(super) fn token_decided(outcome: &Result<Claims, TokenError>) {
             outcome = "accepted",
             "bearer token verified"
         ),
-        Err(err @ TokenError::KeysUnavailable { .. }) => {
+        Err(err @ VerifyError::KeysUnavailable(_)) => {
             tracing::warn!(outcome = "unavailable", reason = %err, "bearer token not verified")
         }
         Err(err) => tracing::debug!(outcome = "rejected", reason = %err, "bearer token rejected"),

@@ -48,7 +48,7 @@ pub use issuer::{DEFAULT_LEEWAY, Issuer};
 use crate::claims::Claims;
 use crate::http::rejection::{Protocol, Rejection};
 use crate::http::source::TokenSources;
-use crate::jwks::KeyStatus;
+use crate::jwks::{KeyStatus, KeysUnavailable};
 use crate::token::{self, TokenError};
 use issuer::IssuerState;
 use verified_cache::{CachedToken, VerifiedCache};
@@ -94,6 +94,34 @@ impl std::fmt::Debug for Guard {
     }
 }
 
+/// Why [`Guard::verify`] returned no claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token was refused (401 `invalid_token`).
+    #[error(transparent)]
+    InvalidToken(#[from] TokenError),
+    /// The issuer's keys could not be had; nothing is known to be wrong with the token (503).
+    #[error(transparent)]
+    KeysUnavailable(#[from] KeysUnavailable),
+}
+
+/// A refusal equals the [`TokenError`] it carries: `assert_eq!(err, TokenError::Expired)`.
+impl PartialEq<TokenError> for VerifyError {
+    fn eq(&self, other: &TokenError) -> bool {
+        matches!(self, VerifyError::InvalidToken(err) if err == other)
+    }
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(err: VerifyError) -> Self {
+        match err {
+            VerifyError::InvalidToken(err) => Rejection::InvalidToken(err),
+            VerifyError::KeysUnavailable(err) => Rejection::KeysUnavailable(err),
+        }
+    }
+}
+
 /// The first step of deciding a request: done, or a token to verify in full.
 pub(crate) enum Started {
     /// Decided without waiting: no token (`Ok(None)`), a malformed request, or a cached token.
@@ -110,7 +138,7 @@ impl Guard {
 
     /// Verify one token (the string after `Bearer `): structure, issuer, key, signature, claims,
     /// and the per-request checks.
-    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let outcome = match self.verify_cached(token) {
             Some(decided) => decided,
             None => self.verify_in_full(token).await,
@@ -168,11 +196,12 @@ impl Guard {
 
     /// What can be decided without waiting: an oversized token, or a verified-token cache hit
     /// that passes the policy stage. `None`: the token needs a full verification.
-    fn verify_cached(&self, token: &str) -> Option<Result<Claims, TokenError>> {
+    fn verify_cached(&self, token: &str) -> Option<Result<Claims, VerifyError>> {
         if token.len() > self.inner.sources.max_token_bytes {
             return Some(Err(TokenError::Malformed(
                 "token is larger than the size limit",
-            )));
+            )
+            .into()));
         }
         let cache = self.inner.cache.as_ref()?;
         let now = token::now();
@@ -182,13 +211,17 @@ impl Guard {
         if issuer.keys.current_generation() != Some(hit.key_generation) {
             return None;
         }
-        Some(policy::admit(issuer, hit.expires_at, now).map(|()| hit.claims))
+        Some(
+            policy::admit(issuer, hit.expires_at, now)
+                .map(|()| hit.claims)
+                .map_err(VerifyError::from),
+        )
     }
 
     /// Full verification. Until the signature has verified, only the token's syntax, its issuer,
     /// its algorithm and its key are looked at, and each of their refusals reads the same to the
     /// client; the claims are parsed and checked after.
-    async fn verify_in_full(&self, token: &str) -> Result<Claims, TokenError> {
+    async fn verify_in_full(&self, token: &str) -> Result<Claims, VerifyError> {
         let unverified = token::parse(token)?;
         let issuer = unverified
             .issuer
@@ -208,14 +241,18 @@ impl Guard {
         let mut candidates = match keys.select(kid, unverified.algorithm) {
             Err(TokenError::UnknownKey) => {
                 // The issuer may have rotated keys since the set was loaded.
-                keys = issuer.keys.refresh_for_unknown_key(&keys).await?;
+                keys = issuer
+                    .keys
+                    .refresh_for_unknown_key(&keys)
+                    .await?
+                    .ok_or(TokenError::UnknownKey)?;
                 keys.select(kid, unverified.algorithm)?
             }
             selected => selected?,
         };
         // Keys sharing the token's `kid` are each tried: any one of them may have signed it.
         if !candidates.any(|verifier| token::verify_signature(&unverified, verifier).is_ok()) {
-            return Err(TokenError::InvalidSignature);
+            return Err(TokenError::InvalidSignature.into());
         }
 
         // Read after waiting for keys, which can take seconds: the token must be valid now.

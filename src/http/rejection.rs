@@ -32,6 +32,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::source::BearerError;
+use crate::jwks::KeysUnavailable;
 use crate::scope::InsufficientScope;
 use crate::token::TokenError;
 
@@ -45,9 +46,13 @@ pub enum Rejection {
     /// The request was malformed (RFC 6750 `invalid_request`).
     #[error(transparent)]
     InvalidRequest(#[from] BearerError),
-    /// The token was rejected (RFC 6750 `invalid_token`), or keys were unavailable.
+    /// The token was rejected (RFC 6750 `invalid_token`).
     #[error(transparent)]
     InvalidToken(#[from] TokenError),
+    /// The issuer's keys could not be had: a server-side problem (503 with `Retry-After`), not a
+    /// verdict on the token.
+    #[error(transparent)]
+    KeysUnavailable(#[from] KeysUnavailable),
     /// The token lacks a required scope (RFC 6750 `insufficient_scope`).
     #[error(transparent)]
     InsufficientScope(#[from] InsufficientScope),
@@ -64,9 +69,7 @@ impl Rejection {
         match self {
             Rejection::MissingToken => StatusCode::UNAUTHORIZED,
             Rejection::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
         }
@@ -75,8 +78,7 @@ impl Rejection {
     /// The RFC 6750 error code, if any.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Rejection::MissingToken
-            | Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) => None,
+            Rejection::MissingToken | Rejection::KeysUnavailable(_) => None,
             Rejection::InvalidRequest(_) => Some("invalid_request"),
             Rejection::InvalidToken(_) => Some("invalid_token"),
             Rejection::InsufficientScope(_) => Some("insufficient_scope"),
@@ -89,6 +91,7 @@ impl Rejection {
             Rejection::MissingToken => "A bearer access token is required",
             Rejection::InvalidRequest(err) => err.description(),
             Rejection::InvalidToken(err) => err.description(),
+            Rejection::KeysUnavailable(_) => "The signing keys are temporarily unavailable",
             Rejection::InsufficientScope(_) => "The access token lacks a required scope",
         }
     }
@@ -97,14 +100,14 @@ impl Rejection {
     pub fn grpc_status(&self) -> u8 {
         match self {
             Rejection::InsufficientScope(_) => GRPC_PERMISSION_DENIED,
-            Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) => GRPC_UNAVAILABLE,
+            Rejection::KeysUnavailable(_) => GRPC_UNAVAILABLE,
             _ => GRPC_UNAUTHENTICATED,
         }
     }
 
     /// The `WWW-Authenticate` value, or `None` for a 503 (which is not a challenge).
     pub fn www_authenticate(&self, realm: Option<&str>) -> Option<HeaderValue> {
-        if let Rejection::InvalidToken(TokenError::KeysUnavailable { .. }) = self {
+        if let Rejection::KeysUnavailable(_) = self {
             return None;
         }
         let mut challenge = String::from("Bearer");
@@ -126,7 +129,7 @@ impl Rejection {
     /// The `Retry-After` seconds of a 503.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Rejection::InvalidToken(TokenError::KeysUnavailable { retry_after }) => {
+            Rejection::KeysUnavailable(KeysUnavailable { retry_after }) => {
                 Some(retry_after.as_secs().max(1))
             }
             _ => None,

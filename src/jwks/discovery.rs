@@ -44,7 +44,8 @@
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use super::remote::{FetchError, FetchLimits, get_document};
+use super::fetch::{FetchError, get_document, parse_http_url};
+use super::options::FetchLimits;
 
 const OIDC_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 const RFC8414_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -104,37 +105,6 @@ pub(crate) async fn discover_jwks_uri(
     )))
 }
 
-/// An absolute `https` URL without a fragment; plain `http` only for loopback hosts or when
-/// explicitly allowed.
-pub(crate) fn parse_http_url(text: &str, limits: &FetchLimits) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if limits.allow_insecure_http || is_loopback(&url) => {}
-        "http" => {
-            return Err(format!(
-                "{text:?} uses plain http: keys must come over https (or allow_insecure_http)"
-            ));
-        }
-        _ => return Err(format!("{text:?} is not an http(s) URL")),
-    }
-    if url.fragment().is_some() {
-        return Err(format!("{text:?} has a fragment"));
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,30 +147,5 @@ mod tests {
                 "https://login.example.com/.well-known/oauth-authorization-server/tenant",
             ]
         );
-    }
-
-    #[test]
-    fn rejects_non_http_urls() {
-        let limits = JwksOptions::default().limits;
-        assert!(parse_http_url("ftp://example.com/keys", &limits).is_err());
-        assert!(parse_http_url("/keys", &limits).is_err());
-        assert!(parse_http_url("https://example.com/keys#frag", &limits).is_err());
-        assert!(parse_http_url("https://example.com/keys", &limits).is_ok());
-    }
-
-    #[test]
-    fn plain_http_is_refused_except_for_loopback_or_when_allowed() {
-        let limits = JwksOptions::default().limits;
-        assert!(parse_http_url("http://idp.example.com/keys", &limits).is_err());
-        assert!(parse_http_url("http://10.0.0.5/keys", &limits).is_err());
-        for loopback in [
-            "http://127.0.0.1:8080/keys",
-            "http://[::1]/keys",
-            "http://localhost/keys",
-        ] {
-            assert!(parse_http_url(loopback, &limits).is_ok(), "{loopback}");
-        }
-        let allowed = JwksOptions::default().allow_insecure_http(true).limits;
-        assert!(parse_http_url("http://keycloak:8080/realms/x", &allowed).is_ok());
     }
 }

@@ -5,21 +5,31 @@
 //! never changes; the remote JWKS source ([`remote`]) fetches, caches and refreshes, finding its
 //! URL by [`discovery`] when asked to.
 
-pub(crate) mod discovery;
+mod discovery;
+mod fetch;
 mod jwk;
 mod key;
-pub(crate) mod key_set;
-pub(crate) mod remote;
+mod key_set;
+mod options;
+mod remote;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use key::KeyError;
 pub use key_set::KeySet;
-pub use remote::JwksOptions;
-pub(crate) use remote::{JwksLocation, RemoteKeys};
+pub(crate) use options::JwksLocation;
+pub use options::JwksOptions;
+pub(crate) use remote::RemoteKeys;
 
-use crate::token::TokenError;
+/// The issuer's keys cannot be had right now: nothing is known to be wrong with the token, and
+/// the request can be retried. Rendered as `503` with `Retry-After` (gRPC: 14 UNAVAILABLE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signing keys unavailable")]
+pub struct KeysUnavailable {
+    /// When a retry makes sense.
+    pub retry_after: Duration,
+}
 
 /// The key source of one issuer.
 #[derive(Debug)]
@@ -32,8 +42,8 @@ pub(crate) enum KeySource {
 
 impl KeySource {
     /// The keys to verify with now. Never waits on the network for longer than the source's own
-    /// limits, and fails with [`TokenError::KeysUnavailable`] rather than hang.
-    pub(crate) async fn current(&self) -> Result<Arc<KeySet>, TokenError> {
+    /// limits, and fails with [`KeysUnavailable`] rather than hang.
+    pub(crate) async fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
         match self {
             KeySource::Static(keys) => Ok(Arc::clone(keys)),
             KeySource::Remote(remote) => remote.current().await,
@@ -50,15 +60,14 @@ impl KeySource {
     }
 
     /// A token named a key that `seen` does not hold: a newer set if the source can get one now;
-    /// [`TokenError::UnknownKey`] when it cannot (static keys, or a refetch already happened
-    /// within the cooldown), [`TokenError::KeysUnavailable`] when the newer set holds no usable
-    /// key.
+    /// `None` when it cannot (static keys, or a refetch already happened within the cooldown),
+    /// [`KeysUnavailable`] when the newer set holds no usable key.
     pub(crate) async fn refresh_for_unknown_key(
         &self,
         seen: &Arc<KeySet>,
-    ) -> Result<Arc<KeySet>, TokenError> {
+    ) -> Result<Option<Arc<KeySet>>, KeysUnavailable> {
         match self {
-            KeySource::Static(_) => Err(TokenError::UnknownKey),
+            KeySource::Static(_) => Ok(None),
             KeySource::Remote(remote) => remote.refresh_for_unknown_key(seen).await,
         }
     }

@@ -1,8 +1,10 @@
 //! Remote JWKS: an issuer's published keys, fetched, cached and kept fresh.
 //!
-//! Each remote key set lives in a `moka` cache as one entry: the parsed [`KeySet`], its `ETag`
-//! and when to refresh it. The request path only reads that entry (an `Arc` clone, no lock held
-//! across an await, no network); everything else happens in spawned tasks:
+//! Each remote key source holds one [`Snapshot`] of its state, swapped whole: the parsed
+//! [`KeySet`], its `ETag`, when to refresh it, until when it may be used, and when the next
+//! attempt is due while fetches fail. The request path only loads that snapshot (no lock, no
+//! network); writers build the next one under the source's lock, and fetches run in spawned
+//! tasks:
 //!
 //! - **Lifetime.** A fetched set is fresh for its TTL: `Cache-Control: max-age` clamped to
 //!   [`JwksOptions::ttl_bounds`] (1 min to 24 h), or [`JwksOptions::ttl`] (10 min) without one.
@@ -17,13 +19,13 @@
 //!   1 MiB, not a JWK Set) keeps the last good set for up to [`JwksOptions::stale_limit`] (24 h)
 //!   past its TTL, logs a warning, and retries on a timer with exponential backoff
 //!   ([`JwksOptions::retry_backoff`]). Past the stale limit, or before any key arrived, requests
-//!   fail with [`TokenError::KeysUnavailable`] (503 with `Retry-After`) without waiting on the
+//!   fail with [`KeysUnavailable`] (503 with `Retry-After`) without waiting on the
 //!   failing server.
 //! - **A JWK Set is authoritative.** Every JWK Set document fetched replaces the previous set, even
 //!   one with no usable key (`{"keys":[]}`, or only encryption keys or unsupported curves): a key
 //!   absent from it stops verifying at once, tokens already in the verified-token cache included.
 //!   While the issuer's current set holds no usable key its tokens get
-//!   [`TokenError::KeysUnavailable`] (a server-side problem, logged as a warning with the issuer),
+//!   [`KeysUnavailable`] (a server-side problem, logged as a warning with the issuer),
 //!   and the set is fetched again on the retry schedule, so keys published again are picked up.
 //! - **Unchanged sets.** A refetch that brings the same keys (same `kid`s, material and
 //!   algorithms) keeps the current set, so tokens verified against it are not verified again.
@@ -66,273 +68,21 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 
-use std::error::Error as _;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use headers::{CacheControl, HeaderMapExt as _};
-use reqwest::header::{ACCEPT, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH};
+use arc_swap::ArcSwap;
+use reqwest::header::{ETAG, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 
-use super::discovery::{self, parse_http_url};
+use super::discovery;
+use super::fetch::{FetchError, get_document, max_age, parse_http_url};
 use super::key_set::KeySet;
-use super::{KeyFreshness, KeyStatus};
-use crate::token::TokenError;
-
-/// No configured duration may exceed this (100 years), so that `Instant` arithmetic cannot overflow.
-const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// How a remote key set is cached, refreshed and fetched. Every duration has a production default;
-/// tests can shorten them.
-///
-/// ```
-/// use std::time::Duration;
-/// use bearer_guard::JwksOptions;
-///
-/// let options = JwksOptions::default()
-///     .ttl(Duration::from_secs(300))
-///     .unknown_kid_cooldown(Duration::from_secs(10))
-///     .stale_limit(Duration::from_secs(6 * 3600));
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone)]
-pub struct JwksOptions {
-    ttl: Duration,
-    min_ttl: Duration,
-    max_ttl: Duration,
-    refresh_ahead: f64,
-    unknown_kid_cooldown: Duration,
-    stale_limit: Duration,
-    pub(crate) limits: FetchLimits,
-    retry_initial: Duration,
-    retry_max: Duration,
-}
-
-impl Default for JwksOptions {
-    fn default() -> Self {
-        JwksOptions {
-            ttl: Duration::from_secs(10 * 60),
-            min_ttl: Duration::from_secs(60),
-            max_ttl: Duration::from_secs(24 * 3600),
-            refresh_ahead: 0.8,
-            unknown_kid_cooldown: Duration::from_secs(30),
-            stale_limit: Duration::from_secs(24 * 3600),
-            limits: FetchLimits {
-                timeout: Duration::from_secs(5),
-                max_body_bytes: 1024 * 1024,
-                allow_insecure_http: false,
-            },
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(5 * 60),
-        }
-    }
-}
-
-impl JwksOptions {
-    /// How long a set is fresh when the response has no `Cache-Control: max-age` (default 10 min).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.min(LONGEST);
-        self
-    }
-
-    /// The range a `Cache-Control: max-age` is clamped to (default 1 min to 24 h), so that a server
-    /// can neither make the guard fetch on every request nor pin a key set for weeks.
-    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.min_ttl = min.min(LONGEST);
-        self.max_ttl = max.min(LONGEST).max(self.min_ttl);
-        self
-    }
-
-    /// The fraction of the TTL after which a background refresh starts (default 0.8). Values are
-    /// kept within 0.1 to 1.0.
-    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
-        if fraction.is_finite() {
-            self.refresh_ahead = fraction.clamp(0.1, 1.0);
-        }
-        self
-    }
-
-    /// The shortest time between two refetches caused by tokens naming an unknown `kid` (default
-    /// 30 s). Within it such tokens are rejected at once, so a flood of made-up `kid`s costs at
-    /// most one fetch per cooldown.
-    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.unknown_kid_cooldown = cooldown.min(LONGEST);
-        self
-    }
-
-    /// How long past its TTL the last good set keeps being used while fetches fail (default 24 h).
-    pub fn stale_limit(mut self, limit: Duration) -> Self {
-        self.stale_limit = limit.min(LONGEST);
-        self
-    }
-
-    /// The time limit of one HTTP request, body included (default 5 s).
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.timeout = timeout.min(LONGEST);
-        self
-    }
-
-    /// The largest response body accepted (default 1 MiB); reading stops as soon as it is passed.
-    pub fn max_body_bytes(mut self, limit: usize) -> Self {
-        self.limits.max_body_bytes = limit;
-        self
-    }
-
-    /// Allow plain `http://` issuer, metadata and JWKS URLs on hosts other than loopback (default:
-    /// refused, since anyone on the path could then substitute the keys). Loopback addresses
-    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed, for tests and sidecars; note that
-    /// the default HTTP client honours `HTTP_PROXY`, so list them in `NO_PROXY` (or pass a client
-    /// built with `no_proxy()`) if a proxy is set and plain `http` must not leave the host.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.limits.allow_insecure_http = allow;
-        self
-    }
-
-    /// The wait before retrying a failed fetch: `initial` (default 1 s), doubled after each further
-    /// failure up to `max` (default 5 min).
-    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_initial = initial.min(LONGEST);
-        self.retry_max = max.min(LONGEST).max(self.retry_initial);
-        self
-    }
-
-    /// How long a set fetched with this `max-age` stays fresh.
-    fn ttl_for(&self, max_age: Option<Duration>) -> Duration {
-        match max_age {
-            Some(max_age) => max_age.max(self.min_ttl).min(self.max_ttl),
-            None => self.ttl,
-        }
-    }
-
-    /// How long the guard waits on one fetch: discovery (up to two metadata documents) plus the
-    /// JWKS request, with some slack.
-    fn longest_fetch(&self) -> Duration {
-        self.limits.timeout.saturating_mul(3) + Duration::from_millis(100)
-    }
-}
-
-/// The limits every request for keys or metadata is held to.
-#[derive(Debug, Clone)]
-pub(crate) struct FetchLimits {
-    timeout: Duration,
-    max_body_bytes: usize,
-    /// Plain `http` to hosts other than loopback (keys could be swapped on the way).
-    pub(crate) allow_insecure_http: bool,
-}
-
-/// Where the keys of an issuer are published, as configured.
-#[derive(Debug, Clone)]
-pub(crate) enum JwksLocation {
-    /// A JWK Set URL given directly.
-    Uri(String),
-    /// Read the issuer's metadata to find its `jwks_uri`.
-    Discover,
-}
-
-/// Why a fetch failed. The text becomes [`KeyStatus::last_error`] and the log line.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum FetchError {
-    #[error("request timed out")]
-    Timeout,
-    #[error("request failed: {0}")]
-    Transport(String),
-    #[error("unexpected HTTP status {0}")]
-    Status(u16),
-    #[error("redirect refused")]
-    Redirected,
-    #[error("response body larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("{0}")]
-    NotAJwkSet(String),
-    #[error("JWK Set holds no usable key")]
-    NoUsableKeys,
-    #[error("304 Not Modified without a cached set")]
-    UnexpectedNotModified,
-    #[error("discovery failed: {0}")]
-    Discovery(String),
-}
-
-impl FetchError {
-    fn transport(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
-            return FetchError::Timeout;
-        }
-        // reqwest's own message is terse ("error sending request"); the causes say what happened.
-        let err = err.without_url();
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        FetchError::Transport(text)
-    }
-}
-
-/// A response read within the limits.
-pub(crate) struct Document {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Vec<u8>,
-}
-
-/// GET `url` within `limits`: one request, no redirect followed, the body read chunk by chunk and
-/// abandoned as soon as it passes the size limit. Statuses other than 200 and 304 come back with
-/// an empty body for the caller to judge.
-pub(crate) async fn get_document(
-    client: &reqwest::Client,
-    url: &Url,
-    if_none_match: Option<&HeaderValue>,
-    limits: &FetchLimits,
-) -> Result<Document, FetchError> {
-    let exchange = async {
-        let mut request = client.get(url.clone()).header(ACCEPT, "application/json");
-        if let Some(etag) = if_none_match {
-            request = request.header(IF_NONE_MATCH, etag.clone());
-        }
-        let mut response = request.send().await.map_err(FetchError::transport)?;
-        let status = response.status();
-        // A user's own client may follow redirects; a moved key set is refused all the same.
-        let redirected = status.is_redirection() && status != StatusCode::NOT_MODIFIED;
-        if redirected || response.url() != url {
-            return Err(FetchError::Redirected);
-        }
-        let headers = std::mem::take(response.headers_mut());
-        if status != StatusCode::OK {
-            return Ok(Document {
-                status,
-                headers,
-                body: Vec::new(),
-            });
-        }
-        let limit = limits.max_body_bytes;
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(FetchError::TooLarge(limit));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(FetchError::transport)? {
-            if body.len() + chunk.len() > limit {
-                return Err(FetchError::TooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Document {
-            status,
-            headers,
-            body,
-        })
-    };
-    tokio::time::timeout(limits.timeout, exchange)
-        .await
-        .unwrap_or(Err(FetchError::Timeout))
-}
+use super::options::{JwksLocation, JwksOptions};
+use super::{KeyFreshness, KeyStatus, KeysUnavailable};
 
 /// The remote key source of one issuer. Cheap to clone.
 #[derive(Clone)]
@@ -360,36 +110,49 @@ struct Shared {
     location: Location,
     client: reqwest::Client,
     options: JwksOptions,
-    /// One entry: the current key set. It expires (is evicted) at the end of its stale limit.
-    cache: moka::future::Cache<(), Arc<CachedKeys>>,
-    /// Mirrors `control.retry`: when the next attempt is due, in nanoseconds since `epoch` (0: no
-    /// failure pending), so the request path can skip the lock while fetches back off.
-    retry_due: AtomicU64,
+    /// What requests read: replaced whole, only under `control`'s lock.
+    state: ArcSwap<Snapshot>,
     /// A retry timer task is waiting. Not in `control`: the timer's drop guard clears it, and
     /// tokio may drop a task inside `spawn` (runtime shut down) while `control` is locked.
     retry_timer_pending: AtomicBool,
     /// Counts stored sets that hold a usable key; start-up waits on it.
     stored: watch::Sender<u64>,
-    /// The cached set as the verified-token cache sees it, without touching `cache`: its
-    /// generation, and (in nanoseconds since `epoch`) when it must be refreshed and when it
-    /// stops being usable (0: no set).
-    epoch: Instant,
-    generation: AtomicU64,
-    refresh_due: AtomicU64,
-    usable_until: AtomicU64,
     control: Mutex<Control>,
 }
 
-/// The cache entry.
-struct CachedKeys {
+/// The source's state as requests see it.
+#[derive(Default)]
+struct Snapshot {
+    /// The current set, until the end of its stale limit.
+    keys: Option<CurrentKeys>,
+    /// Set while fetches fail: when the next attempt is due and the current backoff.
+    retry: Option<Retry>,
+}
+
+#[derive(Clone)]
+struct CurrentKeys {
     keys: Arc<KeySet>,
     etag: Option<HeaderValue>,
     refresh_at: Instant,
-    /// From insertion until eviction: TTL plus stale limit.
-    usable_for: Duration,
+    /// TTL plus stale limit after the fetch; `None`: beyond what an `Instant` holds.
+    usable_until: Option<Instant>,
 }
 
-/// Bookkeeping behind the cache, always locked briefly and never across an await.
+impl Snapshot {
+    /// The current set if it may still be used at `now`.
+    fn usable_keys(&self, now: Instant) -> Option<&CurrentKeys> {
+        self.keys
+            .as_ref()
+            .filter(|current| current.usable_until.is_none_or(|until| now < until))
+    }
+
+    /// Whether a refresh may start at `now`: not while backing off after a failure.
+    fn backing_off(&self, now: Instant) -> bool {
+        self.retry.is_some_and(|retry| now < retry.at)
+    }
+}
+
+/// The writers' bookkeeping, always locked briefly and never across an await.
 #[derive(Default)]
 struct Control {
     /// The fetch in flight, if any: everyone who needs its result subscribes here.
@@ -399,12 +162,7 @@ struct Control {
     /// The discovered `jwks_uri` failed: read the metadata again on the next attempt, in case
     /// the issuer moved its keys.
     rediscover: bool,
-    /// The set most recently stored, to tell whether a caller's set is outdated.
-    latest: Weak<KeySet>,
     last_unknown_kid_fetch: Option<Instant>,
-    /// Set while fetches fail: when the next attempt is due and the current backoff.
-    retry: Option<Retry>,
-    key_count: usize,
     fetched_at: Option<(Instant, SystemTime)>,
     ttl: Duration,
     last_error: Option<(String, SystemTime)>,
@@ -444,35 +202,12 @@ impl FetchReason {
     }
 }
 
-/// What a successful fetch brought.
-enum Fetched {
-    Modified {
-        keys: KeySet,
-        etag: Option<HeaderValue>,
-        max_age: Option<Duration>,
-    },
-    NotModified {
-        etag: Option<HeaderValue>,
-        max_age: Option<Duration>,
-    },
-}
-
-struct EntryExpiry;
-
-impl moka::Expiry<(), Arc<CachedKeys>> for EntryExpiry {
-    fn expire_after_create(&self, _: &(), entry: &Arc<CachedKeys>, _: Instant) -> Option<Duration> {
-        Some(entry.usable_for)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &(),
-        entry: &Arc<CachedKeys>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.usable_for)
-    }
+/// What a successful fetch brought: the set to use from now on.
+struct Fetched {
+    keys: Arc<KeySet>,
+    etag: Option<HeaderValue>,
+    max_age: Option<Duration>,
+    status: u16,
 }
 
 fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
@@ -504,23 +239,15 @@ impl RemoteKeys {
             Location::Jwks(url) => Some(url.clone()),
             Location::Discover(_) => None,
         };
-        let cache = moka::future::Cache::builder()
-            .expire_after(EntryExpiry)
-            .build();
         Ok(RemoteKeys {
             shared: Arc::new(Shared {
                 issuer: issuer.into(),
                 location,
                 client,
                 options,
-                cache,
-                retry_due: AtomicU64::new(0),
+                state: ArcSwap::from_pointee(Snapshot::default()),
                 retry_timer_pending: AtomicBool::new(false),
                 stored: watch::Sender::new(0),
-                epoch: Instant::now(),
-                generation: AtomicU64::new(0),
-                refresh_due: AtomicU64::new(0),
-                usable_until: AtomicU64::new(0),
                 control: Mutex::new(Control {
                     jwks_uri,
                     ..Control::default()
@@ -529,20 +256,24 @@ impl RemoteKeys {
         })
     }
 
-    /// The keys to verify with now: the cached set (starting a background refresh when it is due),
-    /// or the result of the one fetch that fills an empty cache. Never waits on a server that is
-    /// known to be failing, and never longer than the fetch limits.
-    pub(crate) async fn current(&self) -> Result<Arc<KeySet>, TokenError> {
+    /// The keys to verify with now: the current set (starting a background refresh when it is
+    /// due), or the result of the one fetch that fills an empty source. Never waits on a server
+    /// that is known to be failing, and never longer than the fetch limits.
+    pub(crate) async fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
         let shared = &self.shared;
-        let keys = match shared.cache.get(&()).await {
-            Some(entry) => {
-                let now = Instant::now();
-                if now >= entry.refresh_at {
-                    shared.refresh_ahead(shared.nanos_since_epoch(now));
+        let now = Instant::now();
+        let keys = {
+            let state = shared.state.load();
+            state.usable_keys(now).map(|current| {
+                if now >= current.refresh_at && !state.backing_off(now) {
+                    shared.refresh_ahead();
                 }
-                Arc::clone(&entry.keys)
-            }
-            None => shared.keys_for_empty_cache().await?,
+                Arc::clone(&current.keys)
+            })
+        };
+        let keys = match keys {
+            Some(keys) => keys,
+            None => shared.keys_for_empty_source().await?,
         };
         shared.usable(keys)
     }
@@ -551,25 +282,25 @@ impl RemoteKeys {
     /// background refresh when one is due, like [`current`](Self::current).
     pub(crate) fn current_generation(&self) -> Option<u64> {
         let shared = &self.shared;
-        let now = shared.nanos_since_epoch(Instant::now());
-        if now >= shared.usable_until.load(Ordering::Acquire) {
-            return None;
+        let now = Instant::now();
+        let state = shared.state.load();
+        let current = state.usable_keys(now)?;
+        if now >= current.refresh_at && !state.backing_off(now) {
+            shared.refresh_ahead();
         }
-        if now >= shared.refresh_due.load(Ordering::Relaxed) {
-            shared.refresh_ahead(now);
-        }
-        Some(shared.generation.load(Ordering::Acquire))
+        Some(current.keys.generation())
     }
 
-    /// A token named a key that `seen` lacks: a newer set if one is (or can now be) had,
-    /// [`TokenError::UnknownKey`] if not, [`TokenError::KeysUnavailable`] if the newer set holds
-    /// no usable key.
+    /// A token named a key that `seen` lacks: a newer set if one is (or can now be) had, `None`
+    /// if not, [`KeysUnavailable`] if the newer set holds no usable key.
     pub(crate) async fn refresh_for_unknown_key(
         &self,
         seen: &Arc<KeySet>,
-    ) -> Result<Arc<KeySet>, TokenError> {
-        let fresh = self.newer_set(seen).await.ok_or(TokenError::UnknownKey)?;
-        self.shared.usable(fresh)
+    ) -> Result<Option<Arc<KeySet>>, KeysUnavailable> {
+        match self.newer_set(seen).await {
+            Some(fresh) => self.shared.usable(fresh).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn newer_set(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
@@ -579,14 +310,15 @@ impl RemoteKeys {
         for attempt in 0..2 {
             let (flight, joined) = {
                 let mut control = lock(&shared.control);
-                // Generations only grow: an older set (still referenced while a newer one is
-                // being stored) must never be handed back, or a just-removed key would verify.
-                if let Some(latest) = control.latest.upgrade()
-                    && latest.generation() > seen.generation()
+                let state = shared.state.load();
+                // Generations only grow: an older set must never be handed back, or a
+                // just-removed key would verify.
+                if let Some(current) = &state.keys
+                    && current.keys.generation() > seen.generation()
                 {
-                    return Some(latest);
+                    return Some(Arc::clone(&current.keys));
                 }
-                if control.retry.is_some() {
+                if state.retry.is_some() {
                     // The server is failing; the retry timer owns the next attempt.
                     tracing::debug!(issuer = %shared.issuer, outcome = "skipped", reason = "fetches failing", "unknown kid: no refetch");
                     return None;
@@ -625,8 +357,9 @@ impl RemoteKeys {
     pub(crate) fn start_prefetch(&self) {
         let shared = &self.shared;
         let mut control = lock(&shared.control);
-        let idle = control.live_flight().is_none() && control.retry.is_none();
-        if idle && !shared.cache.contains_key(&()) {
+        let state = shared.state.load();
+        let idle = control.live_flight().is_none() && state.retry.is_none();
+        if idle && state.keys.is_none() {
             shared.start_flight(&mut control, FetchReason::Startup);
         }
     }
@@ -652,10 +385,16 @@ impl RemoteKeys {
     pub(crate) fn status(&self) -> KeyStatus {
         let shared = &self.shared;
         let control = lock(&shared.control);
+        let key_count = shared
+            .state
+            .load()
+            .keys
+            .as_ref()
+            .map_or(0, |current| current.keys.len());
         let age = control.fetched_at.map(|(at, _)| at.elapsed());
         let freshness = match age {
             // The issuer's current set holds no usable key.
-            Some(_) if control.key_count == 0 => KeyFreshness::Unavailable,
+            Some(_) if key_count == 0 => KeyFreshness::Unavailable,
             Some(age) if age < control.ttl => KeyFreshness::Fresh,
             Some(age) if age < control.ttl.saturating_add(shared.options.stale_limit) => {
                 KeyFreshness::Stale
@@ -669,7 +408,7 @@ impl RemoteKeys {
             key_count: if freshness == KeyFreshness::Unavailable {
                 0
             } else {
-                control.key_count
+                key_count
             },
             age,
             ttl: control.fetched_at.map(|_| control.ttl),
@@ -682,16 +421,8 @@ impl RemoteKeys {
 }
 
 impl Shared {
-    fn nanos_since_epoch(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    /// `now`: nanoseconds since `epoch`.
-    fn refresh_ahead(self: &Arc<Self>, now: u64) {
-        if now < self.retry_due.load(Ordering::Relaxed) {
-            return; // backing off after a failure
-        }
-        // Contended: another request is already looking after it.
+    /// Start a background refresh unless another request is already looking after it.
+    fn refresh_ahead(self: &Arc<Self>) {
         let Ok(mut control) = self.control.try_lock() else {
             return;
         };
@@ -709,7 +440,7 @@ impl Shared {
         if let Some(flight) = control.live_flight() {
             return Some(flight.clone());
         }
-        let reason = match control.retry {
+        let reason = match self.state.load().retry {
             Some(retry) if retry.at > Instant::now() => return None,
             Some(_) => FetchReason::Retry,
             None => reason,
@@ -717,51 +448,36 @@ impl Shared {
         Some(self.start_flight(control, reason))
     }
 
-    async fn keys_for_empty_cache(self: &Arc<Self>) -> Result<Arc<KeySet>, TokenError> {
+    async fn keys_for_empty_source(self: &Arc<Self>) -> Result<Arc<KeySet>, KeysUnavailable> {
         let flight = {
             let mut control = lock(&self.control);
-            if control.live_flight().is_none() && self.cache.contains_key(&()) {
+            let state = self.state.load();
+            if let Some(current) = state.usable_keys(Instant::now())
+                && control.live_flight().is_none()
+            {
                 // A fetch stored a set between our read and the lock.
-                None
-            } else {
-                let failing = control.retry.is_some();
-                match self.start_due_fetch(&mut control, FetchReason::NoKeys) {
-                    Some(flight) if !failing => Some(flight),
-                    // Failing: a due retry runs in the background, and this request is answered
-                    // at once rather than made to wait on a server known to fail.
-                    _ => return Err(self.unavailable_locked(&control)),
-                }
+                return Ok(Arc::clone(&current.keys));
+            }
+            let failing = state.retry.is_some();
+            match self.start_due_fetch(&mut control, FetchReason::NoKeys) {
+                Some(flight) if !failing => flight,
+                // Failing: a due retry runs in the background, and this request is answered at
+                // once rather than made to wait on a server known to fail.
+                _ => return Err(unavailable(&state)),
             }
         };
-        let keys = match flight {
-            Some(flight) => self.wait(flight).await,
-            None => self
-                .cache
-                .get(&())
-                .await
-                .map(|entry| Arc::clone(&entry.keys)),
-        };
-        keys.ok_or_else(|| self.unavailable())
-    }
-
-    fn unavailable(&self) -> TokenError {
-        self.unavailable_locked(&lock(&self.control))
+        self.wait(flight)
+            .await
+            .ok_or_else(|| unavailable(&self.state.load()))
     }
 
     /// `keys`, unless the issuer's set holds no usable key: then its tokens cannot be verified
     /// until keys are published again (the retry schedule fetches the set meanwhile).
-    fn usable(&self, keys: Arc<KeySet>) -> Result<Arc<KeySet>, TokenError> {
+    fn usable(&self, keys: Arc<KeySet>) -> Result<Arc<KeySet>, KeysUnavailable> {
         if keys.is_empty() {
-            return Err(self.unavailable());
+            return Err(unavailable(&self.state.load()));
         }
         Ok(keys)
-    }
-
-    fn unavailable_locked(&self, control: &Control) -> TokenError {
-        match control.retry {
-            Some(retry) => unavailable_until(retry.at),
-            None => unavailable_until(Instant::now()),
-        }
     }
 
     /// The result of a fetch in flight, waited on for no longer than a fetch may take.
@@ -811,14 +527,10 @@ impl Shared {
             own: sender.subscribe(),
         };
         let own = &cancel_guard.own;
-        let previous = self.cache.get(&()).await;
-        let keys = match self.fetch(previous.as_deref()).await {
-            Ok((fetched, status)) => Some(
-                self.store(fetched, previous.as_deref(), status, reason, own)
-                    .await,
-            ),
+        let keys = match self.fetch().await {
+            Ok(fetched) => Some(self.store(fetched, reason, own)),
             Err(error) => {
-                self.record_failure(&error, reason, previous.is_some(), own);
+                self.record_failure(&error, reason, own);
                 None
             }
         };
@@ -826,7 +538,9 @@ impl Shared {
         sender.send_replace(Flight::Done(keys));
     }
 
-    async fn fetch(&self, previous: Option<&CachedKeys>) -> Result<(Fetched, u16), FetchError> {
+    /// One fetch of the set: its URL (discovered when needed), then the JWK Set, revalidated with
+    /// the current `ETag`.
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
         let limits = &self.options.limits;
         let (known, rediscover) = {
             let control = lock(&self.control);
@@ -856,118 +570,98 @@ impl Shared {
             }
             (Location::Jwks(uri), _) => uri.clone(),
         };
-        let etag = previous.and_then(|entry| entry.etag.as_ref());
+        let previous = self
+            .state
+            .load()
+            .keys
+            .as_ref()
+            .map(|current| (Arc::clone(&current.keys), current.etag.clone()));
+        let etag = previous.as_ref().and_then(|(_, etag)| etag.as_ref());
         let document = get_document(&self.client, &jwks_uri, etag, limits).await?;
         let max_age = max_age(&document.headers);
         let new_etag = document.headers.get(ETAG).cloned();
-        match document.status {
-            StatusCode::OK => {
+        match (document.status, previous) {
+            (StatusCode::OK, previous) => {
                 // Authoritative even when it holds no usable key (see the module docs).
                 let keys = KeySet::from_jwks_json(&document.body)
                     .map_err(|err| FetchError::NotAJwkSet(err.to_string()))?;
-                Ok((
-                    Fetched::Modified {
-                        keys,
-                        etag: new_etag,
-                        max_age,
-                    },
-                    200,
-                ))
-            }
-            StatusCode::NOT_MODIFIED if previous.is_some() => Ok((
-                Fetched::NotModified {
+                // The same keys again (a server without ETags): the current set and its
+                // generation stay, so cached verifications stay valid.
+                let keys = match previous {
+                    Some((previous, _)) if previous.same_keys(&keys) => previous,
+                    _ => Arc::new(keys),
+                };
+                Ok(Fetched {
+                    keys,
                     etag: new_etag,
                     max_age,
-                },
-                304,
-            )),
-            StatusCode::NOT_MODIFIED => Err(FetchError::UnexpectedNotModified),
-            other => Err(FetchError::Status(other.as_u16())),
+                    status: 200,
+                })
+            }
+            (StatusCode::NOT_MODIFIED, Some((keys, etag))) => Ok(Fetched {
+                keys,
+                etag: new_etag.or(etag),
+                max_age,
+                status: 304,
+            }),
+            (StatusCode::NOT_MODIFIED, None) => Err(FetchError::UnexpectedNotModified),
+            (other, _) => Err(FetchError::Status(other.as_u16())),
         }
     }
 
-    async fn store(
+    /// Make `fetched` the current set, in one swap of the snapshot under the lock.
+    fn store(
         self: &Arc<Self>,
         fetched: Fetched,
-        previous: Option<&CachedKeys>,
-        status: u16,
         reason: FetchReason,
         own: &watch::Receiver<Flight>,
     ) -> Arc<KeySet> {
-        let (keys, etag, max_age) = match (fetched, previous) {
-            // The same keys again (a server without ETags): the current set and its generation
-            // stay, so cached verifications stay valid.
-            (
-                Fetched::Modified {
-                    keys,
-                    etag,
-                    max_age,
-                },
-                Some(previous),
-            ) if previous.keys.same_keys(&keys) => (Arc::clone(&previous.keys), etag, max_age),
-            (
-                Fetched::Modified {
-                    keys,
-                    etag,
-                    max_age,
-                },
-                _,
-            ) => (Arc::new(keys), etag, max_age),
-            (Fetched::NotModified { etag, max_age }, Some(previous)) => (
-                Arc::clone(&previous.keys),
-                etag.or_else(|| previous.etag.clone()),
-                max_age,
-            ),
-            // `fetch` only reports 304 when there is a previous set.
-            (Fetched::NotModified { .. }, None) => (Arc::new(KeySet::default()), None, None),
-        };
+        let Fetched {
+            keys,
+            etag,
+            max_age,
+            status,
+        } = fetched;
         let ttl = self.options.ttl_for(max_age);
         let now = Instant::now();
-        let entry_refresh_at = now + ttl.mul_f64(self.options.refresh_ahead);
-        let entry = CachedKeys {
+        let current = CurrentKeys {
             keys: Arc::clone(&keys),
             etag,
-            refresh_at: entry_refresh_at,
-            usable_for: ttl.saturating_add(self.options.stale_limit),
+            refresh_at: now + ttl.mul_f64(self.options.refresh_ahead),
+            usable_until: now.checked_add(ttl.saturating_add(self.options.stale_limit)),
         };
-        // Record the newest set before the cache can hand it out, so that no request that got it
-        // from the cache can then be given an older set as "fresher".
-        lock(&self.control).latest = Arc::downgrade(&keys);
-        self.cache.insert((), Arc::new(entry)).await;
-        self.generation.store(keys.generation(), Ordering::Release);
-        self.refresh_due
-            .store(self.nanos_since_epoch(entry_refresh_at), Ordering::Relaxed);
-        let usable_until = now.checked_add(ttl.saturating_add(self.options.stale_limit));
-        let usable_until = usable_until.map_or(u64::MAX, |at| self.nanos_since_epoch(at));
-        self.usable_until.store(usable_until, Ordering::Release);
-
-        let recovered_after = {
-            let mut control = lock(&self.control);
-            end_flight(&mut control, own);
-            control.key_count = keys.len();
-            control.fetched_at = Some((now, SystemTime::now()));
-            control.ttl = ttl;
-            if keys.is_empty() {
-                // Stored all the same (the previous keys are withdrawn), and fetched again on
-                // the retry schedule until keys are published.
-                let error = FetchError::NoUsableKeys;
-                let backoff = self.back_off(&mut control, &error, now);
-                tracing::warn!(
-                    issuer = %self.issuer,
-                    jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
-                    status,
-                    reason = reason.as_str(),
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "JWK Set holds no usable key: tokens of this issuer get 503 until keys are published"
-                );
-                return keys;
-            }
-            control.retry = None;
-            self.retry_due.store(0, Ordering::Relaxed);
-            std::mem::take(&mut control.consecutive_failures)
-        };
+        let mut control = lock(&self.control);
+        end_flight(&mut control, own);
+        control.fetched_at = Some((now, SystemTime::now()));
+        control.ttl = ttl;
+        let jwks_uri = control.jwks_uri.as_ref().map(Url::to_string);
+        if keys.is_empty() {
+            // Stored all the same (the previous keys are withdrawn), and fetched again on the
+            // retry schedule until keys are published.
+            let error = FetchError::NoUsableKeys;
+            let retry = self.back_off(&mut control, &error, now);
+            self.state.store(Arc::new(Snapshot {
+                keys: Some(current),
+                retry: Some(retry),
+            }));
+            drop(control);
+            tracing::warn!(
+                issuer = %self.issuer,
+                jwks_uri,
+                status,
+                reason = reason.as_str(),
+                retry_in_ms = retry.backoff.as_millis() as u64,
+                "JWK Set holds no usable key: tokens of this issuer get 503 until keys are published"
+            );
+            return keys;
+        }
+        self.state.store(Arc::new(Snapshot {
+            keys: Some(current),
+            retry: None,
+        }));
+        let recovered_after = std::mem::take(&mut control.consecutive_failures);
+        drop(control);
         self.stored.send_modify(|count| *count += 1);
-        let jwks_uri = lock(&self.control).jwks_uri.as_ref().map(Url::to_string);
         if recovered_after > 0 {
             tracing::info!(issuer = %self.issuer, jwks_uri, status, keys = keys.len(), failures = recovered_after, "JWKS fetch recovered");
         } else {
@@ -980,7 +674,6 @@ impl Shared {
         self: &Arc<Self>,
         error: &FetchError,
         reason: FetchReason,
-        had_keys: bool,
         own: &watch::Receiver<Flight>,
     ) {
         let now = Instant::now();
@@ -988,26 +681,32 @@ impl Shared {
         // Ended under the same lock that schedules the retry, so the retry timer can never
         // see this finished fetch as still running and skip its attempt.
         end_flight(&mut control, own);
-        let backoff = self.back_off(&mut control, error, now);
+        let retry = self.back_off(&mut control, error, now);
+        let state = self.state.load();
+        let had_keys = state.usable_keys(now).is_some();
+        self.state.store(Arc::new(Snapshot {
+            keys: state.keys.clone(),
+            retry: Some(retry),
+        }));
         tracing::warn!(
             issuer = %self.issuer,
             jwks_uri = control.jwks_uri.as_ref().map(Url::as_str),
             reason = reason.as_str(),
             error = %error,
             serving = if had_keys { "last good keys" } else { "no keys" },
-            retry_in_ms = backoff.as_millis() as u64,
+            retry_in_ms = retry.backoff.as_millis() as u64,
             "JWKS fetch failed"
         );
     }
 
     /// Record `error` and schedule the next attempt (backoff doubling up to the maximum); the
-    /// wait before it. Called under the lock that ended the fetch.
+    /// retry for the next snapshot. Called under the lock that ended the fetch.
     fn back_off(
         self: &Arc<Self>,
         control: &mut Control,
         error: &FetchError,
         now: Instant,
-    ) -> Duration {
+    ) -> Retry {
         if matches!(self.location, Location::Discover(_))
             && !matches!(error, FetchError::Discovery(_))
         {
@@ -1015,18 +714,15 @@ impl Shared {
         }
         control.last_error = Some((error.to_string(), SystemTime::now()));
         control.consecutive_failures = control.consecutive_failures.saturating_add(1);
-        let backoff = match control.retry {
+        let backoff = match self.state.load().retry {
             Some(retry) => retry.backoff.saturating_mul(2).min(self.options.retry_max),
             None => self.options.retry_initial,
         };
         let at = now + backoff;
-        control.retry = Some(Retry { at, backoff });
-        self.retry_due
-            .store(self.nanos_since_epoch(at).max(1), Ordering::Relaxed);
         if !self.retry_timer_pending.swap(true, Ordering::AcqRel) {
             self.schedule_retry(at);
         }
-        backoff
+        Retry { at, backoff }
     }
 
     /// Retry on a timer, so the keys come back even when no request arrives. The timer holds the
@@ -1060,7 +756,7 @@ impl Shared {
                 return;
             };
             let mut control = lock(&shared.control);
-            let retry = control.retry;
+            let retry = shared.state.load().retry;
             match retry {
                 Some(retry) if retry.at > Instant::now() => {
                     // A later failure pushed the attempt back; this timer stays the pending one.
@@ -1104,18 +800,10 @@ fn end_flight(control: &mut Control, own: &watch::Receiver<Flight>) {
     }
 }
 
-/// `Cache-Control: max-age`; `no-cache`/`no-store` count as zero (then clamped to the minimum TTL).
-fn max_age(headers: &HeaderMap) -> Option<Duration> {
-    let cache_control = headers.typed_get::<CacheControl>()?;
-    match cache_control.max_age() {
-        Some(max_age) => Some(max_age),
-        None if cache_control.no_cache() || cache_control.no_store() => Some(Duration::ZERO),
-        None => None,
-    }
-}
-
-fn unavailable_until(at: Instant) -> TokenError {
-    TokenError::KeysUnavailable {
+/// When a request refused for want of keys may try again: when the next fetch is due.
+fn unavailable(state: &Snapshot) -> KeysUnavailable {
+    let at = state.retry.map_or_else(Instant::now, |retry| retry.at);
+    KeysUnavailable {
         retry_after: at
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1)),
@@ -1128,6 +816,8 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::{Value, json};
+
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
 
@@ -1204,9 +894,12 @@ mod tests {
         for same in [json!({"keys": [a, b]}), json!({"keys": [b, a]})] {
             server.serve(same);
             let fetched = server.fetches();
-            assert_eq!(
-                remote.refresh_for_unknown_key(&first).await.err(),
-                Some(TokenError::UnknownKey),
+            assert!(
+                remote
+                    .refresh_for_unknown_key(&first)
+                    .await
+                    .expect("keys")
+                    .is_none(),
                 "nothing newer"
             );
             assert_eq!(server.fetches(), fetched + 1, "the set was fetched again");
@@ -1214,64 +907,16 @@ mod tests {
             let current = remote.current().await.expect("keys");
             assert!(Arc::ptr_eq(&current, &first));
         }
-        assert_eq!(lock(&remote.shared.control).key_count, 2);
+        assert_eq!(remote.status().key_count, 2);
 
         // A changed set is a new generation.
         server.serve(json!({"keys": [a, ed25519_jwk("b")]}));
         let fresh = remote
             .refresh_for_unknown_key(&first)
             .await
+            .expect("keys")
             .expect("a newer set");
         assert!(fresh.generation() > generation);
         assert_eq!(remote.current_generation(), Some(fresh.generation()));
-    }
-
-    #[test]
-    fn max_age_is_clamped_and_absent_max_age_uses_the_default() {
-        let options = JwksOptions::default();
-        assert_eq!(options.ttl_for(None), Duration::from_secs(600));
-        assert_eq!(
-            options.ttl_for(Some(Duration::from_secs(5))),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            options.ttl_for(Some(Duration::from_secs(3600))),
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            options.ttl_for(Some(Duration::from_secs(30 * 24 * 3600))),
-            Duration::from_secs(24 * 3600)
-        );
-    }
-
-    #[test]
-    fn cache_control_is_read_with_its_directives() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(max_age(&headers), None);
-        headers.insert(
-            "cache-control",
-            HeaderValue::from_static("public, max-age=120"),
-        );
-        assert_eq!(max_age(&headers), Some(Duration::from_secs(120)));
-        headers.insert("cache-control", HeaderValue::from_static("no-store"));
-        assert_eq!(max_age(&headers), Some(Duration::ZERO));
-        headers.insert("cache-control", HeaderValue::from_static("max-age=banana"));
-        assert_eq!(max_age(&headers), None);
-    }
-
-    #[test]
-    fn options_never_overflow_instants() {
-        let options = JwksOptions::default()
-            .ttl(Duration::MAX)
-            .stale_limit(Duration::MAX)
-            .ttl_bounds(Duration::MAX, Duration::ZERO)
-            .retry_backoff(Duration::MAX, Duration::MAX)
-            .refresh_ahead(f64::NAN);
-        let ttl = options.ttl_for(None);
-        let _ = Instant::now()
-            + ttl.mul_f64(options.refresh_ahead)
-            + ttl.saturating_add(options.stale_limit);
-        assert!(options.min_ttl <= options.max_ttl);
-        assert_eq!(options.refresh_ahead, 0.8);
     }
 }

@@ -1,7 +1,5 @@
 //! Why a token was refused, and what the client may be told about it.
 
-use std::time::Duration;
-
 use super::Algorithm;
 
 /// Why a token was rejected. The `Display` text names what failed and is meant for logs; what the
@@ -61,12 +59,6 @@ pub enum TokenError {
     /// The signature does not verify.
     #[error("invalid signature")]
     InvalidSignature,
-    /// The issuer's keys could not be obtained; the request can be retried later. Rendered as 503.
-    #[error("signing keys unavailable")]
-    KeysUnavailable {
-        /// When a retry makes sense.
-        retry_after: Duration,
-    },
 }
 
 impl TokenError {
@@ -95,7 +87,6 @@ impl TokenError {
             TokenError::IssuedInFuture => "The access token was issued in the future",
             TokenError::LifetimeTooLong => "The access token lifetime is too long",
             TokenError::AudienceMismatch => "The access token is not intended for this resource",
-            TokenError::KeysUnavailable { .. } => "The signing keys are temporarily unavailable",
         }
     }
 }
