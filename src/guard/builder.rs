@@ -1,40 +1,21 @@
 //! Building a [`Guard`]: [`GuardBuilder`], the checks a configuration must pass ([`BuildError`]),
 //! and the key prefetch at start-up.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderName;
 
+use super::build_error::BuildError;
+use super::http_client::HttpClient;
 use super::issuer::{Issuer, IssuerState};
+use super::realm::intern;
 use super::verified_cache::{CacheConfig, VerifiedCache};
 use super::{Guard, GuardInner};
 use crate::http::source::TokenSources;
 
 /// Default for [`GuardBuilder::startup_timeout`].
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client for key and metadata fetches: the user's, or one made on first need.
-pub(crate) enum HttpClient {
-    Pending(Option<reqwest::Client>),
-    Ready(reqwest::Client),
-}
-
-impl HttpClient {
-    pub(super) fn get(&mut self) -> Result<reqwest::Client, BuildError> {
-        let client = match self {
-            HttpClient::Ready(client) => return Ok(client.clone()),
-            HttpClient::Pending(Some(client)) => client.clone(),
-            HttpClient::Pending(None) => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|err| BuildError::HttpClient(err.to_string()))?,
-        };
-        *self = HttpClient::Ready(client.clone());
-        Ok(client)
-    }
-}
 
 /// Configures a [`Guard`].
 #[derive(Debug, Default)]
@@ -198,95 +179,4 @@ impl GuardBuilder {
             }),
         })
     }
-}
-
-/// The guard's configuration is incomplete or unsafe.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// No issuer was configured.
-    #[error("no issuer configured")]
-    NoIssuers,
-    /// An issuer with an empty identifier.
-    #[error("issuer identifier is empty")]
-    EmptyIssuer,
-    /// The same issuer was configured twice.
-    #[error("issuer {issuer} configured twice")]
-    DuplicateIssuer {
-        /// The issuer.
-        issuer: String,
-    },
-    /// An issuer without an audience: every token must be checked against one.
-    #[error("issuer {issuer} has no audience")]
-    NoAudience {
-        /// The issuer.
-        issuer: String,
-    },
-    /// An issuer with an empty algorithm allow-list.
-    #[error("issuer {issuer} allows no algorithm")]
-    NoAlgorithms {
-        /// The issuer.
-        issuer: String,
-    },
-    /// An issuer without keys.
-    #[error("issuer {issuer} has no key source")]
-    NoKeySource {
-        /// The issuer.
-        issuer: String,
-    },
-    /// A static key set with no key for the allowed algorithms, for example a JWK Set whose keys
-    /// are all for encryption, too weak or of an unsupported type, or RSA keys when only ECDSA is
-    /// allowed.
-    #[error("issuer {issuer} has no static key for its allowed algorithms")]
-    NoUsableKeys {
-        /// The issuer.
-        issuer: String,
-    },
-    /// HMAC algorithms allowed without an explicitly configured shared secret.
-    #[error("issuer {issuer} allows HMAC algorithms but has no shared secret")]
-    HmacWithoutSecret {
-        /// The issuer.
-        issuer: String,
-    },
-    /// HMAC algorithms allowed for an issuer whose keys are published (JWKS): a shared secret is
-    /// never taken from a JWK Set.
-    #[error("issuer {issuer} allows HMAC algorithms with published keys")]
-    HmacWithPublishedKeys {
-        /// The issuer.
-        issuer: String,
-    },
-    /// A JWK Set URL, or an issuer to discover, that is not an `http(s)` URL.
-    #[error("issuer {issuer}: {reason}")]
-    InvalidUrl {
-        /// The issuer.
-        issuer: String,
-        /// What is wrong with the URL.
-        reason: String,
-    },
-    /// The HTTP client for key fetches could not be created.
-    #[error("HTTP client: {0}")]
-    HttpClient(String),
-    /// An issuer's keys could not be fetched at start-up and
-    /// [`GuardBuilder::require_keys_at_startup`] was set.
-    #[error("issuer {issuer}: keys unavailable at start-up: {reason}")]
-    KeysUnavailable {
-        /// The issuer.
-        issuer: String,
-        /// The last fetch error.
-        reason: String,
-    },
-}
-
-/// A realm as a `&'static str`: the guard marks every request it admits with its realm, and a
-/// static string is copied there without the reference counting that two cores contend on. Each
-/// distinct realm is leaked once per process (guards built again with the same realm reuse it).
-fn intern(realm: String) -> &'static str {
-    static REALMS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let mut realms = REALMS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = realms.get(realm.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(realm.into_boxed_str());
-    realms.insert(leaked);
-    leaked
 }

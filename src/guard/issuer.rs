@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::{BuildError, HttpClient};
+use super::build_error::BuildError;
+use super::http_client::HttpClient;
 use crate::claims::ClientIdClaims;
 use crate::jwks::{JwksLocation, JwksOptions, KeySet, KeySource, RemoteKeys};
 use crate::scope::ScopeClaims;

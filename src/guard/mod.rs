@@ -36,13 +36,17 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Response, Uri};
 
+mod build_error;
 mod builder;
 mod events;
+mod http_client;
 mod issuer;
 mod policy;
+mod realm;
 pub(crate) mod verified_cache;
 
-pub use builder::{BuildError, DEFAULT_STARTUP_TIMEOUT, GuardBuilder};
+pub use build_error::BuildError;
+pub use builder::{DEFAULT_STARTUP_TIMEOUT, GuardBuilder};
 pub use issuer::{DEFAULT_LEEWAY, Issuer};
 
 use crate::claims::Claims;
