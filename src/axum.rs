@@ -124,6 +124,16 @@ fn required(parts: &Parts) -> Result<Claims, AuthRejection> {
     claims_in(parts)?.ok_or_else(|| AuthRejection::new(Rejection::MissingToken, parts))
 }
 
+/// What an extractor makes of the request's claims (and its path), its refusal rendered for the
+/// request.
+fn with_claims<T, R: Into<Rejection>>(
+    parts: &Parts,
+    extract: impl FnOnce(&Claims, &str) -> Result<T, R>,
+) -> Result<T, AuthRejection> {
+    let claims = required(parts)?;
+    extract(&claims, parts.uri.path()).map_err(|refused| AuthRejection::new(refused.into(), parts))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Claims {
     type Rejection = AuthRejection;
 
@@ -177,13 +187,12 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Self, Self::Rejection> {
-        let claims = required(parts)?;
-        if let Err(insufficient) = claims.check_scopes(S::requirement(), parts.uri.path()) {
-            return Err(AuthRejection::new(insufficient.into(), parts));
-        }
-        Ok(RequireScope {
-            claims,
-            scopes: PhantomData,
+        with_claims(parts, |claims, path| {
+            claims.check_scopes(S::requirement(), path)?;
+            Ok::<_, crate::InsufficientScope>(RequireScope {
+                claims: claims.clone(),
+                scopes: PhantomData,
+            })
         })
     }
 }
@@ -233,18 +242,16 @@ where
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Self, Self::Rejection> {
-        let claims = required(parts)?;
-        claims.typed::<T>().map(ClaimsOf).map_err(|err| {
-            tracing::debug!(
-                client_id = claims.client_id(),
-                reason = %err,
-                outcome = "rejected",
-                "token payload does not fit the handler's claims type"
-            );
-            AuthRejection::new(
-                Rejection::InvalidToken(crate::TokenError::InvalidClaim("claims")),
-                parts,
-            )
+        with_claims(parts, |claims, _| {
+            claims.typed::<T>().map(ClaimsOf).map_err(|err| {
+                tracing::debug!(
+                    client_id = claims.client_id(),
+                    reason = %err,
+                    outcome = "rejected",
+                    "token payload does not fit the handler's claims type"
+                );
+                Rejection::InvalidToken(crate::TokenError::InvalidClaim("claims"))
+            })
         })
     }
 }

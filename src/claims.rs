@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use crate::scope::{InsufficientScope, ScopeClaims, ScopeRequirement, Scopes};
-use crate::token::{Algorithm, Payload, RawClaims, TokenError};
+use crate::token::{Algorithm, ClaimNames, Payload, RawClaims, TokenError};
 
 /// A verified access token: its registered claims, its scopes and its full payload.
 ///
@@ -314,36 +314,21 @@ impl fmt::Debug for Claims {
 
 /// The claims that name the calling client, first present wins (configured per issuer).
 #[derive(Clone, Debug)]
-pub(crate) struct ClientIdClaims {
-    names: Box<[Box<str>]>,
-}
+pub(crate) struct ClientIdClaims(pub(crate) ClaimNames);
 
 impl Default for ClientIdClaims {
     /// `client_id` (RFC 9068) first, then `azp` (OIDC-style issuers), then `sub`: in the
     /// client-credentials grant the subject is the client itself.
     fn default() -> Self {
-        ClientIdClaims::new(["client_id", "azp", "sub"])
+        ClientIdClaims(ClaimNames::from_iter(["client_id", "azp", "sub"]))
     }
 }
 
 impl ClientIdClaims {
-    pub(crate) fn new<I, S>(names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        ClientIdClaims {
-            names: names
-                .into_iter()
-                .map(|name| name.into().into_boxed_str())
-                .collect(),
-        }
-    }
-
     /// The first configured claim that holds a string. Other claims than the registered ones are
     /// read from the payload's document, which is parsed only when such a claim is configured.
     pub(crate) fn resolve(&self, claims: &RawClaims, payload: &Payload) -> Option<String> {
-        self.names.iter().find_map(|name| match &**name {
+        self.0.iter().find_map(|name| match name {
             "client_id" => claims.client_id.clone(),
             "azp" => claims.azp.clone(),
             "sub" => claims.sub.clone(),

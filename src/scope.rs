@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::token::{MAX_CLAIM_VALUES, OneOrMany, Payload, RawClaims, TokenError};
+use crate::token::{ClaimNames, MAX_CLAIM_VALUES, OneOrMany, Payload, RawClaims, TokenError};
 
 /// The scopes a verified token grants: a sorted, de-duplicated set of scope tokens.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -224,31 +224,16 @@ impl InsufficientScope {
 
 /// The claims an issuer's tokens carry scopes in (configured per issuer).
 #[derive(Clone, Debug)]
-pub(crate) struct ScopeClaims {
-    paths: Box<[Box<str>]>,
-}
+pub(crate) struct ScopeClaims(pub(crate) ClaimNames);
 
 impl Default for ScopeClaims {
     /// `scope` (RFC 8693/9068), `scp` (Entra ID, Okta) and `permissions` (Auth0).
     fn default() -> Self {
-        ScopeClaims::new(["scope", "scp", "permissions"])
+        ScopeClaims(ClaimNames::from_iter(["scope", "scp", "permissions"]))
     }
 }
 
 impl ScopeClaims {
-    pub(crate) fn new<I, S>(paths: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        ScopeClaims {
-            paths: paths
-                .into_iter()
-                .map(|path| path.into().into_boxed_str())
-                .collect(),
-        }
-    }
-
     /// The union of the scopes in every configured claim. Each claim may be a space-separated
     /// string or an array of strings (at most [`MAX_CLAIM_VALUES`] each); anything else rejects
     /// the token. Custom claims are read from the payload's document, parsed once.
@@ -258,8 +243,8 @@ impl ScopeClaims {
         payload: &Payload,
     ) -> Result<Vec<String>, TokenError> {
         let mut scopes = Vec::new();
-        for path in self.paths.iter() {
-            let (name, value) = match &**path {
+        for path in self.0.iter() {
+            let (name, value) = match path {
                 "scope" => ("scope", claims.scope.take()),
                 "scp" => ("scp", claims.scp.take()),
                 "permissions" => ("permissions", claims.permissions.take()),

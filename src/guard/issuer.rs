@@ -150,7 +150,7 @@ impl Issuer {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scope_claims = ScopeClaims::new(claims);
+        self.scope_claims = ScopeClaims(claims.into_iter().collect());
         self
     }
 
@@ -161,7 +161,7 @@ impl Issuer {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.client_id_claims = ClientIdClaims::new(claims);
+        self.client_id_claims = ClientIdClaims(claims.into_iter().collect());
         self
     }
 

@@ -120,39 +120,33 @@ impl KeySet {
 
     /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
     pub fn from_rsa_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
-        let decoded = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let der = decoded
-            .try_get_as_bytes()
-            .map_err(|_| KeyError::InvalidPem)?;
         // Size, modulus and exponent are checked with the material, as for a JWK.
-        Self::single(kid, KeyFamily::Rsa, None, &KeyMaterial::RsaDer(der))
+        with_pem(DecodingKey::from_rsa_pem(pem.as_ref()), |der| {
+            Self::single(kid, KeyFamily::Rsa, None, &KeyMaterial::RsaDer(der))
+        })
     }
 
     /// A P-256 or P-384 public key in PEM (`BEGIN PUBLIC KEY`).
     pub fn from_ec_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
-        let decoded = DecodingKey::from_ec_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let point = decoded
-            .try_get_as_bytes()
-            .map_err(|_| KeyError::InvalidPem)?;
-        let family = match point.len() {
-            65 => KeyFamily::EcP256,
-            97 => KeyFamily::EcP384,
-            _ => {
-                return Err(KeyError::Unusable(
-                    "only P-256 and P-384 keys are supported",
-                ));
-            }
-        };
-        Self::single(kid, family, None, &KeyMaterial::Ec(point))
+        with_pem(DecodingKey::from_ec_pem(pem.as_ref()), |point| {
+            let family = match point.len() {
+                65 => KeyFamily::EcP256,
+                97 => KeyFamily::EcP384,
+                _ => {
+                    return Err(KeyError::Unusable(
+                        "only P-256 and P-384 keys are supported",
+                    ));
+                }
+            };
+            Self::single(kid, family, None, &KeyMaterial::Ec(point))
+        })
     }
 
     /// An Ed25519 public key in PEM (`BEGIN PUBLIC KEY`).
     pub fn from_ed_pem(pem: impl AsRef<[u8]>, kid: Option<&str>) -> Result<KeySet, KeyError> {
-        let decoded = DecodingKey::from_ed_pem(pem.as_ref()).map_err(|_| KeyError::InvalidPem)?;
-        let raw = decoded
-            .try_get_as_bytes()
-            .map_err(|_| KeyError::InvalidPem)?;
-        Self::single(kid, KeyFamily::Ed25519, None, &KeyMaterial::Ed25519(raw))
+        with_pem(DecodingKey::from_ed_pem(pem.as_ref()), |raw| {
+            Self::single(kid, KeyFamily::Ed25519, None, &KeyMaterial::Ed25519(raw))
+        })
     }
 
     /// A shared HMAC secret (at least 32 bytes) for HS256/HS384/HS512. The issuer must also allow
@@ -278,6 +272,19 @@ impl<'a> Iterator for Candidates<'a> {
             key.verifier(alg)
         })
     }
+}
+
+/// The key bytes of a PEM document `jsonwebtoken` decoded, handed to `load`.
+fn with_pem<T>(
+    decoded: Result<DecodingKey, jsonwebtoken::errors::Error>,
+    load: impl FnOnce(&[u8]) -> Result<T, KeyError>,
+) -> Result<T, KeyError> {
+    let decoded = decoded.map_err(|_| KeyError::InvalidPem)?;
+    load(
+        decoded
+            .try_get_as_bytes()
+            .map_err(|_| KeyError::InvalidPem)?,
+    )
 }
 
 /// Several keys under one `kid` all stay in use (each is tried); say so once, at load, since it

@@ -140,20 +140,7 @@ pub struct BearerService<S, H = EmptyBody> {
 }
 
 impl<S, H> BearerService<S, H> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 /// The verification of a token, which hands the request back with the outcome.

@@ -55,18 +55,18 @@ impl Algorithm {
         Algorithm::EdDSA,
     ];
 
-    /// The default allow-list: every asymmetric algorithm (no HMAC).
-    pub const DEFAULT_ALLOWED: [Algorithm; 9] = [
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
-    ];
+    /// The default allow-list: every asymmetric algorithm (no HMAC), in the order of
+    /// [`ALL`](Self::ALL).
+    pub const DEFAULT_ALLOWED: [Algorithm; 9] = {
+        // `ALL` lists the three HMAC algorithms first.
+        let mut allowed = [Algorithm::RS256; 9];
+        let mut index = 0;
+        while index < allowed.len() {
+            allowed[index] = Algorithm::ALL[index + 3];
+            index += 1;
+        }
+        allowed
+    };
 
     /// The name used in the JWS `alg` header parameter.
     pub const fn name(self) -> &'static str {

@@ -232,3 +232,24 @@ impl Payload {
             .map_or(0, value_bytes)
     }
 }
+
+/// Claim names (or dotted paths into nested objects) an issuer is configured to read, in order.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimNames(Box<[Box<str>]>);
+
+impl ClaimNames {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|name| &**name)
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for ClaimNames {
+    fn from_iter<I: IntoIterator<Item = S>>(names: I) -> Self {
+        ClaimNames(
+            names
+                .into_iter()
+                .map(|name| name.into().into_boxed_str())
+                .collect(),
+        )
+    }
+}

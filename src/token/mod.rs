@@ -41,7 +41,9 @@ mod verifier;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub(crate) use algorithm::{AlgorithmSet, KeyFamily};
-pub(crate) use claims::{MAX_CLAIM_VALUES, OneOrMany, Payload, RawClaims, parse_claims};
+pub(crate) use claims::{
+    ClaimNames, MAX_CLAIM_VALUES, OneOrMany, Payload, RawClaims, parse_claims,
+};
 pub use error::TokenError;
 pub(crate) use jws::{UnverifiedToken, parse, verify_signature};
 pub(crate) use policy::{ClaimsPolicy, check_algorithm, check_claims, media_type, now};
