@@ -9,7 +9,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, ServiceExt, service_fn};
 
-#[path = "support.rs"]
 mod support;
 
 fn cached(c: &mut Criterion) {

@@ -6,11 +6,8 @@
 //! Not a benchmark by itself (`bench = false`): `cargo build --release --bench http_server`.
 //! Prints the same banner as the example: the address and the token endpoint's curl line.
 
-#[path = "../examples/resource_server.rs"]
-#[allow(dead_code)]
-mod example;
+use bearer_guard::testing::demo as example;
 
-#[path = "unguarded.rs"]
 mod unguarded;
 
 #[tokio::main]

@@ -16,14 +16,10 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request};
 use tower::ServiceExt;
 
-#[path = "support.rs"]
 mod support;
 
-#[path = "../examples/resource_server.rs"]
-#[allow(dead_code)]
-mod example;
+use bearer_guard::testing::demo as example;
 
-#[path = "unguarded.rs"]
 mod unguarded;
 
 /// Distinct tokens cycled through in the cache-off group.

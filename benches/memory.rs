@@ -16,7 +16,6 @@ use std::time::Instant;
 use bearer_guard::testing::SigningKey;
 use bearer_guard::{Algorithm, Guard, Issuer};
 
-#[path = "support.rs"]
 mod support;
 
 fn env_number(name: &str, default: u64) -> u64 {

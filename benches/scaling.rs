@@ -23,7 +23,6 @@ use bearer_guard::{Algorithm, BearerLayer, Guard};
 use http::{Request, Response};
 use tower::{Layer, ServiceExt, service_fn};
 
-#[path = "support.rs"]
 mod support;
 
 /// Requests per second with `threads` threads each running `work` for `duration`.

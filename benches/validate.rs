@@ -5,7 +5,6 @@ use bearer_guard::Algorithm;
 use bearer_guard::testing::SigningKey;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "support.rs"]
 mod support;
 
 const TOKENS: usize = 256;

@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use bearer_guard::testing::demo;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -147,10 +148,6 @@ pub async fn call_api(
 }
 
 #[allow(dead_code)]
-#[path = "resource_server.rs"]
-pub mod resource_server;
-
-#[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let http = reqwest::Client::new();
@@ -168,23 +165,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             std::env::var("API_URL")?,
         ),
         Err(_) => {
-            let (id, secret, scopes) = resource_server::DEMO_BILLING;
+            let (id, secret, scopes) = demo::DEMO_BILLING;
             let issuer = bearer_guard::testing::TestIssuer::builder()
-                .audience(resource_server::DEMO_AUDIENCE)
+                .audience(demo::DEMO_AUDIENCE)
                 .client(id, secret, scopes.iter().copied())
                 .start()
                 .await?;
             let guard = bearer_guard::Guard::builder()
                 .issuer(
                     bearer_guard::Issuer::new(issuer.issuer_url())
-                        .audience(resource_server::DEMO_AUDIENCE)
+                        .audience(demo::DEMO_AUDIENCE)
                         .discover(),
                 )
                 .build()
                 .await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let api = listener.local_addr()?;
-            tokio::spawn(async move { axum::serve(listener, resource_server::app(guard)).await });
+            tokio::spawn(async move { axum::serve(listener, demo::app(guard)).await });
             let config = ClientConfig {
                 token_endpoint: issuer.token_endpoint().to_owned(),
                 client_id: id.to_owned(),

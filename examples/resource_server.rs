@@ -22,101 +22,9 @@
 //! (`payments:write`), `GET /whoami` (any valid token; client id, subject and scopes as JSON).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use bearer_guard::axum::RequireScope;
-use bearer_guard::testing::TestIssuer;
-use bearer_guard::{BearerLayer, Claims, Guard, Issuer};
-use serde_json::{Value, json};
-
-bearer_guard::scopes! {
-    /// `GET /payments`.
-    pub PaymentsRead = "payments:read";
-    /// `POST /payments`.
-    pub PaymentsWrite = "payments:write";
-}
-
-/// The embedded issuer's audience, and its demo clients: (id, secret, scopes).
-pub const DEMO_AUDIENCE: &str = "payments-api";
-/// Demo client allowed to read and write payments.
-pub const DEMO_BILLING: (&str, &str, &[&str]) = (
-    "billing",
-    "billing-secret",
-    &["payments:read", "payments:write"],
-);
-/// Demo client allowed only to read.
-pub const DEMO_REPORTING: (&str, &str, &[&str]) =
-    ("reporting", "reporting-secret", &["payments:read"]);
-
-static NEXT_PAYMENT: AtomicU64 = AtomicU64::new(1);
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn list_payments(caller: RequireScope<PaymentsRead>) -> Json<Value> {
-    Json(json!({
-        "payments": [{"id": "pay_0", "amount_cents": 1250, "currency": "EUR"}],
-        "requested_by": caller.client_id(),
-    }))
-}
-
-async fn create_payment(caller: RequireScope<PaymentsWrite>) -> (StatusCode, Json<Value>) {
-    let id = NEXT_PAYMENT.fetch_add(1, Ordering::Relaxed);
-    (
-        StatusCode::CREATED,
-        Json(json!({"id": format!("pay_{id}"), "created_by": caller.client_id()})),
-    )
-}
-
-async fn whoami(claims: Claims) -> Json<Value> {
-    Json(json!({
-        "client_id": claims.client_id(),
-        "subject": claims.subject(),
-        "scopes": claims.scopes().iter().collect::<Vec<_>>(),
-    }))
-}
-
-/// One log line per request: route, client and outcome — never the token.
-async fn log_decision(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let client = request
-        .extensions()
-        .get::<Claims>()
-        .and_then(|claims| claims.client_id().map(str::to_owned));
-    let response = next.run(request).await;
-    let status = response.status();
-    let outcome = match status.as_u16() {
-        200..=299 => "allowed",
-        400 => "invalid_request",
-        401 => "unauthenticated",
-        403 => "insufficient_scope",
-        503 => "keys_unavailable",
-        _ => "other",
-    };
-    tracing::info!(%method, path, client_id = client.as_deref(), status = status.as_u16(), outcome, "request");
-    response
-}
-
-/// The API: `/healthz` is public, everything else goes through the guard.
-pub fn app(guard: Guard) -> Router {
-    let protected = Router::new()
-        .route("/payments", get(list_payments).post(create_payment))
-        .route("/whoami", get(whoami))
-        .layer(middleware::from_fn(log_decision))
-        .layer(BearerLayer::new(guard));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(protected)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found").into_response() })
-}
+use bearer_guard::testing::demo::{self, DEMO_BILLING};
+use bearer_guard::{Guard, Issuer};
 
 /// A guard for a real IdP from `ISSUER` / `JWKS_URI` / `AUDIENCE`.
 async fn guard_from_env(issuer: String) -> Result<Guard, Box<dyn std::error::Error>> {
@@ -133,7 +41,6 @@ async fn guard_from_env(issuer: String) -> Result<Guard, Box<dyn std::error::Err
         .await?)
 }
 
-#[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,bearer_guard=debug".to_owned());
@@ -154,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("JWKS_URI needs ISSUER too (the exact `iss` to accept)".into());
         }
         (Err(_), Err(_)) => {
-            let (guard, issuer) = embedded_demo().await?;
+            let (guard, issuer) = demo::embedded_demo().await?;
             (guard, Some(issuer))
         }
     };
@@ -175,29 +82,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/payments");
         println!();
     }
-    axum::serve(listener, app(guard)).await?;
+    axum::serve(listener, demo::app(guard)).await?;
     Ok(())
-}
-
-/// The embedded default: a loopback `TestIssuer` with the demo clients, and a guard that trusts
-/// it through discovery, in RFC 9068 strict mode. Keep the issuer alive as long as the guard.
-pub async fn embedded_demo() -> Result<(Guard, TestIssuer), Box<dyn std::error::Error>> {
-    let (billing, reporting) = (DEMO_BILLING, DEMO_REPORTING);
-    let issuer = TestIssuer::builder()
-        .audience(DEMO_AUDIENCE)
-        .client(billing.0, billing.1, billing.2.iter().copied())
-        .client(reporting.0, reporting.1, reporting.2.iter().copied())
-        .start()
-        .await?;
-    let guard = Guard::builder()
-        .issuer(
-            Issuer::new(issuer.issuer_url())
-                .audience(DEMO_AUDIENCE)
-                .discover()
-                .require_rfc9068(true),
-        )
-        .realm("payments")
-        .build()
-        .await?;
-    Ok((guard, issuer))
 }

@@ -15,8 +15,7 @@
 //! - [`ISSUER_HMAC`]: a shared-secret issuer that also holds an RSA key (HS256 and RS256 allowed),
 //!   the configuration in which algorithm confusion would bite if keys were chosen by `alg` alone.
 
-#[path = "../examples/resource_server.rs"]
-mod example;
+use bearer_guard::testing::demo as example;
 mod support;
 
 use std::sync::OnceLock;

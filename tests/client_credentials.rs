@@ -28,7 +28,9 @@ async fn setup(lifetime: Duration) -> (TestIssuer, String, ClientConfig) {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}/payments", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, example::resource_server::app(guard)).await });
+    tokio::spawn(
+        async move { axum::serve(listener, bearer_guard::testing::demo::app(guard)).await },
+    );
     let config = ClientConfig {
         token_endpoint: issuer.token_endpoint().to_owned(),
         client_id: "billing".to_owned(),

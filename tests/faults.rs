@@ -9,8 +9,7 @@
 //! Each request carries a freshly signed token (a new `jti`), so the verified-token cache cannot
 //! hide the key path. Durations are shortened through [`JwksOptions`].
 
-#[path = "../examples/resource_server.rs"]
-mod example;
+use bearer_guard::testing::demo as example;
 mod support;
 
 use std::future::Future;

@@ -6,8 +6,7 @@
 //! The router is the `resource_server` example's own, and the guard finds the provider's keys by
 //! discovery from its issuer URL alone, as the example does with `ISSUER`.
 
-#[path = "../examples/resource_server.rs"]
-mod example;
+use bearer_guard::testing::demo as example;
 mod support;
 
 use std::net::SocketAddr;

@@ -2,8 +2,7 @@
 //! key and outcome — never the token. Alone in its own test binary, because it installs the
 //! process-wide log subscriber.
 
-#[path = "../examples/resource_server.rs"]
-mod example;
+use bearer_guard::testing::demo as example;
 mod support;
 
 use std::sync::{Arc, Mutex};

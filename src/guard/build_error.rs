@@ -68,7 +68,7 @@ pub enum BuildError {
     #[error("HTTP client: {0}")]
     HttpClient(String),
     /// An issuer's keys could not be fetched at start-up and
-    /// [`GuardBuilder::require_keys_at_startup`] was set.
+    /// [`GuardBuilder::require_keys_at_startup`](super::GuardBuilder::require_keys_at_startup) was set.
     #[error("issuer {issuer}: keys unavailable at start-up: {reason}")]
     KeysUnavailable {
         /// The issuer.

@@ -122,6 +122,8 @@ use serde_json::{Map, Value, json};
 use crate::jwks::KeySet;
 use crate::token::Algorithm;
 
+#[cfg(feature = "axum")]
+pub mod demo;
 mod issuer;
 
 pub use issuer::{TestIssuer, TestIssuerBuilder, TestIssuerError};
