@@ -1,4 +1,6 @@
 //! The verified-token cache: a token seen before costs a hash lookup and the per-request checks.
+//! (Over 500 lines with its unit tests, which are half the file: the shared cache and each
+//! thread's front share one entry type and one set of guarantees.)
 //!
 //! Machine clients reuse one token for minutes, so most requests carry a token this process has
 //! already verified. Entries are keyed by the **full token** (equality, not a digest, decides a

@@ -1,4 +1,6 @@
-//! Remote JWKS: an issuer's published keys, fetched, cached and kept fresh.
+//! Remote JWKS: an issuer's published keys, fetched, cached and kept fresh. (One file of about
+//! 900 lines with its unit tests: the refresh state machine below is one piece of logic around
+//! one lock, and splitting it would spread each rule over several files.)
 //!
 //! Each remote key source holds one [`Snapshot`] of its state, swapped whole: the parsed
 //! [`KeySet`], its `ETag`, when to refresh it, until when it may be used, and when the next

@@ -1,4 +1,7 @@
 //! The loopback authorization server; its user documentation lives in the `testing` module.
+//!
+//! One file on purpose (about 850 lines): a small OAuth server whose routes (discovery, JWKS,
+//! token endpoint), client table and key rotation share one state and read best together.
 
 use std::fmt;
 use std::io;

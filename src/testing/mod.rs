@@ -1,5 +1,6 @@
 //! Test kit (feature `testing`): real keys, real tokens and a real authorization server, for
-//! your own tests and ours.
+//! your own tests and ours. (About 500 lines, most of them the user documentation and the token
+//! builder's one-line methods.)
 //!
 //! ## Keys and tokens
 //!
