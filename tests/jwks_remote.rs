@@ -710,6 +710,27 @@ async fn rfc8414_discovery_inserts_the_well_known_path() {
 }
 
 #[tokio::test]
+async fn a_trailing_slash_mismatch_fails_the_build_at_once() {
+    let key = key();
+    let idp = Idp::start(&[&key]).await;
+    let configured = format!("{}/", idp.base());
+    // A long start-up timeout: the mismatch must end the build, not the timeout.
+    let built = Guard::builder()
+        .issuer(Issuer::new(&configured).audience(AUD).discover())
+        .startup_timeout(Duration::from_secs(120))
+        .build()
+        .await;
+    match built {
+        Err(err @ BuildError::IssuerMismatch { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains(&format!("{:?}", idp.base())), "{message}");
+            assert!(message.contains(&format!("{configured:?}")), "{message}");
+        }
+        other => panic!("expected the mismatch as a build error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn discovery_rejects_metadata_naming_another_issuer() {
     let key = key();
     let idp = Idp::start(&[&key]).await;
@@ -727,12 +748,14 @@ async fn discovery_rejects_metadata_naming_another_issuer() {
         .build()
         .await;
     match required {
-        Err(BuildError::KeysUnavailable { reason, .. }) => {
-            assert!(reason.contains("evil.example"), "{reason}")
-        }
-        other => panic!("expected a discovery failure, got {other:?}"),
+        Err(BuildError::IssuerMismatch {
+            metadata_issuer, ..
+        }) => assert_eq!(metadata_issuer, "https://evil.example"),
+        other => panic!("expected the mismatch as a build error, got {other:?}"),
     }
 
+    // Without the start-up prefetch the mismatch shows at the first request: 503, and the
+    // mismatched issuer's JWKS is still never fetched.
     let guard = Guard::builder()
         .issuer(
             Issuer::new(&issuer)
@@ -740,7 +763,7 @@ async fn discovery_rejects_metadata_naming_another_issuer() {
                 .discover()
                 .jwks_options(quick()),
         )
-        .startup_timeout(Duration::from_millis(100))
+        .startup_timeout(Duration::ZERO)
         .build()
         .await
         .expect("builds without keys by default");

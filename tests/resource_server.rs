@@ -245,3 +245,43 @@ fn resource_server_example_requires_issuer_with_jwks_uri() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("JWKS_URI needs ISSUER"));
 }
+
+#[test]
+fn a_mismatched_issuer_stops_the_example_and_names_the_declared_issuer() {
+    // The most common first-hour mistake: a trailing slash the issuer's metadata does not have.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let issuer = runtime
+        .block_on(TestIssuer::builder().audience("payments-api").start())
+        .expect("issuer");
+    let configured = format!("{}/", issuer.issuer_url());
+    let mut child = Command::new(example_binary())
+        .env("ISSUER", &configured)
+        .env("AUDIENCE", "payments-api")
+        .env_remove("JWKS_URI")
+        .env("BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("example runs");
+    // It must stop by itself, well inside the 15 s a user would wait (the start-up timeout is 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the example kept running with a mismatched ISSUER");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(
+        stderr.contains(&format!("{:?}", issuer.issuer_url())),
+        "the declared issuer is named: {stderr}"
+    );
+    drop(runtime);
+}

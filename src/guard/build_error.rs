@@ -76,4 +76,17 @@ pub enum BuildError {
         /// The last fetch error.
         reason: String,
     },
+    /// The issuer's discovery metadata names another issuer than the one configured, for example
+    /// `https://idp.example/` against `https://idp.example` (a trailing slash counts: `iss` is
+    /// compared exactly). Configure exactly the string the metadata declares, which is also what
+    /// its tokens carry in `iss`.
+    #[error(
+        "issuer {issuer:?}: the discovery metadata declares the issuer {metadata_issuer:?}; configure exactly {metadata_issuer:?} (tokens carry it in `iss`)"
+    )]
+    IssuerMismatch {
+        /// The issuer as configured.
+        issuer: String,
+        /// The issuer the discovery metadata declares.
+        metadata_issuer: String,
+    },
 }

@@ -13,6 +13,7 @@ use super::realm::intern;
 use super::verified_cache::{CacheConfig, VerifiedCache};
 use super::{Guard, GuardInner};
 use crate::http::source::TokenSources;
+use crate::jwks::StartupError;
 
 /// Default for [`GuardBuilder::startup_timeout`].
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,15 +159,24 @@ impl GuardBuilder {
                 issuer.keys.start_prefetch();
             }
             for issuer in &issuers {
-                let prefetched = issuer.keys.wait_for_keys(deadline).await;
-                if let Err(reason) = prefetched {
-                    if self.require_keys_at_startup {
+                match issuer.keys.wait_for_keys(deadline).await {
+                    Ok(()) => {}
+                    // A configuration error, not an outage: waiting longer cannot fix it.
+                    Err(StartupError::IssuerMismatch { metadata_issuer }) => {
+                        return Err(BuildError::IssuerMismatch {
+                            issuer: issuer.issuer.to_string(),
+                            metadata_issuer,
+                        });
+                    }
+                    Err(StartupError::Unavailable(reason)) if self.require_keys_at_startup => {
                         return Err(BuildError::KeysUnavailable {
                             issuer: issuer.issuer.to_string(),
                             reason,
                         });
                     }
-                    tracing::warn!(issuer = %issuer.issuer, %reason, "starting without keys; retrying in the background");
+                    Err(StartupError::Unavailable(reason)) => {
+                        tracing::warn!(issuer = %issuer.issuer, %reason, "starting without keys; retrying in the background");
+                    }
                 }
             }
         }

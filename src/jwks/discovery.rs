@@ -87,10 +87,9 @@ pub(crate) async fn discover_jwks_uri(
             .map_err(|err| FetchError::Discovery(format!("metadata is not valid JSON: {err}")))?;
         if metadata.issuer != issuer {
             tracing::warn!(issuer, metadata_url = %url, metadata_issuer = %metadata.issuer, "discovery metadata names another issuer");
-            return Err(FetchError::Discovery(format!(
-                "metadata at {url} names issuer {:?}, not the configured issuer",
-                metadata.issuer
-            )));
+            return Err(FetchError::IssuerMismatch {
+                metadata_issuer: metadata.issuer,
+            });
         }
         let jwks_uri = metadata
             .jwks_uri

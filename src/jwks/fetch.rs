@@ -31,6 +31,8 @@ pub(crate) enum FetchError {
     UnexpectedNotModified,
     #[error("discovery failed: {0}")]
     Discovery(String),
+    #[error("discovery metadata names issuer {metadata_issuer:?}, not the configured issuer")]
+    IssuerMismatch { metadata_issuer: String },
 }
 
 impl FetchError {

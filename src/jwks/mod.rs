@@ -31,6 +31,15 @@ pub struct KeysUnavailable {
     pub retry_after: Duration,
 }
 
+/// Why a source had no keys at start-up.
+#[derive(Debug)]
+pub(crate) enum StartupError {
+    /// Fetches failed (or took too long); the last error.
+    Unavailable(String),
+    /// Discovery found metadata naming another issuer: a configuration error, not an outage.
+    IssuerMismatch { metadata_issuer: String },
+}
+
 /// The key source of one issuer.
 #[derive(Debug)]
 pub(crate) enum KeySource {
@@ -79,8 +88,8 @@ impl KeySource {
         }
     }
 
-    /// Wait until the source has keys, or `deadline`; `Err` carries the last fetch error.
-    pub(crate) async fn wait_for_keys(&self, deadline: Instant) -> Result<(), String> {
+    /// Wait until the source has keys, or `deadline`, or it is found misconfigured.
+    pub(crate) async fn wait_for_keys(&self, deadline: Instant) -> Result<(), StartupError> {
         match self {
             KeySource::Static(_) => Ok(()),
             KeySource::Remote(remote) => remote.wait_for_keys(deadline).await,

@@ -84,7 +84,7 @@ use super::discovery;
 use super::fetch::{FetchError, get_document, max_age, parse_http_url};
 use super::key_set::KeySet;
 use super::options::{JwksLocation, JwksOptions};
-use super::{KeyFreshness, KeyStatus, KeysUnavailable};
+use super::{KeyFreshness, KeyStatus, KeysUnavailable, StartupError};
 
 /// The remote key source of one issuer. Cheap to clone.
 #[derive(Clone)]
@@ -117,9 +117,17 @@ struct Shared {
     /// A retry timer task is waiting. Not in `control`: the timer's drop guard clears it, and
     /// tokio may drop a task inside `spawn` (runtime shut down) while `control` is locked.
     retry_timer_pending: AtomicBool,
-    /// Counts stored sets that hold a usable key; start-up waits on it.
-    stored: watch::Sender<u64>,
+    /// What start-up waits for: a stored set that holds a usable key, or discovery metadata that
+    /// names another issuer.
+    startup: watch::Sender<StartupState>,
     control: Mutex<Control>,
+}
+
+#[derive(Default)]
+struct StartupState {
+    keys_stored: bool,
+    /// The `issuer` of discovery metadata that did not match the configured issuer.
+    issuer_mismatch: Option<String>,
 }
 
 /// The source's state as requests see it.
@@ -249,7 +257,7 @@ impl RemoteKeys {
                 options,
                 state: ArcSwap::from_pointee(Snapshot::default()),
                 retry_timer_pending: AtomicBool::new(false),
-                stored: watch::Sender::new(0),
+                startup: watch::Sender::new(StartupState::default()),
                 control: Mutex::new(Control {
                     jwks_uri,
                     ..Control::default()
@@ -366,21 +374,29 @@ impl RemoteKeys {
         }
     }
 
-    /// Wait until keys arrive (failed fetches are retried with backoff by the source itself) or
-    /// `deadline` passes; `Err` carries the last error.
-    pub(crate) async fn wait_for_keys(&self, deadline: Instant) -> Result<(), String> {
+    /// Wait until keys arrive (failed fetches are retried with backoff by the source itself),
+    /// discovery metadata names another issuer, or `deadline` passes.
+    pub(crate) async fn wait_for_keys(&self, deadline: Instant) -> Result<(), StartupError> {
         let shared = &self.shared;
-        let mut stored = shared.stored.subscribe();
-        let arrived =
-            tokio::time::timeout_at(deadline.into(), stored.wait_for(|count| *count > 0)).await;
-        if let Ok(Ok(_)) = arrived {
-            return Ok(());
+        let mut startup = shared.startup.subscribe();
+        let settled = tokio::time::timeout_at(
+            deadline.into(),
+            startup.wait_for(|state| state.keys_stored || state.issuer_mismatch.is_some()),
+        )
+        .await;
+        if let Ok(Ok(state)) = settled {
+            return match &state.issuer_mismatch {
+                Some(metadata_issuer) if !state.keys_stored => Err(StartupError::IssuerMismatch {
+                    metadata_issuer: metadata_issuer.clone(),
+                }),
+                _ => Ok(()),
+            };
         }
         let control = lock(&shared.control);
-        Err(match &control.last_error {
+        Err(StartupError::Unavailable(match &control.last_error {
             Some((error, _)) => error.clone(),
             None => "no response within the start-up time limit".to_owned(),
-        })
+        }))
     }
 
     /// The state of this source, for [`Guard::key_status`](crate::Guard::key_status).
@@ -663,7 +679,7 @@ impl Shared {
         }));
         let recovered_after = std::mem::take(&mut control.consecutive_failures);
         drop(control);
-        self.stored.send_modify(|count| *count += 1);
+        self.startup.send_modify(|state| state.keys_stored = true);
         if recovered_after > 0 {
             tracing::info!(issuer = %self.issuer, jwks_uri, status, keys = keys.len(), failures = recovered_after, "JWKS fetch recovered");
         } else {
@@ -684,6 +700,11 @@ impl Shared {
         // see this finished fetch as still running and skip its attempt.
         end_flight(&mut control, own);
         let retry = self.back_off(&mut control, error, now);
+        if let FetchError::IssuerMismatch { metadata_issuer } = error {
+            self.startup.send_modify(|state| {
+                state.issuer_mismatch = Some(metadata_issuer.clone());
+            });
+        }
         let state = self.state.load();
         let had_keys = state.usable_keys(now).is_some();
         self.state.store(Arc::new(Snapshot {
@@ -710,7 +731,10 @@ impl Shared {
         now: Instant,
     ) -> Retry {
         if matches!(self.location, Location::Discover(_))
-            && !matches!(error, FetchError::Discovery(_))
+            && !matches!(
+                error,
+                FetchError::Discovery(_) | FetchError::IssuerMismatch { .. }
+            )
         {
             control.rediscover = true;
         }
