@@ -51,6 +51,13 @@
 //! [`BearerLayer`]: crate::BearerLayer
 //! [`BearerLayer::optional`]: crate::BearerLayer::optional
 
+/// What an axum application uses next to the extractors, so that one import path serves:
+/// `use bearer_guard::axum::{Claims, RequireScope, BearerLayer, Guard, Issuer};`.
+pub use crate::{
+    BearerLayer, Claims, Guard, Issuer, Rejection, RequireScopeLayer, ScopeRequirement, ScopeSet,
+    Scopes,
+};
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -59,10 +66,8 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::claims::Claims;
-use crate::http::rejection::{Protocol, Rejection};
+use crate::http::rejection::Protocol;
 use crate::http::{Admitted, RenderContext};
-use crate::scope::ScopeSet;
 
 /// Why an extractor refused the request, ready to be sent as the response (with the realm, the
 /// protocol and the rejection body of the guard the request went through).

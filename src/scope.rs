@@ -201,7 +201,10 @@ impl ScopeRequirement {
     }
 }
 
-/// Space-separated list of the required scopes (the RFC 6750 `scope` parameter).
+/// Space-separated list of the required scopes: the RFC 6750 `scope` parameter of a 403
+/// challenge. RFC 6750 §3 has one `scope` attribute for "the scope necessary to access the
+/// resource"; for an any-of requirement it lists every alternative, and a token granting any one
+/// of them is served (the log line says "one of" or "all of").
 impl fmt::Display for ScopeRequirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_space_separated(f, self.scopes())
@@ -347,4 +350,26 @@ macro_rules! scopes {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_say_whether_one_or_all_scopes_are_needed() {
+        let any = ScopeRequirement::any_of(["inventory:admin", "inventory:write"]);
+        assert_eq!(
+            any.describe().to_string(),
+            "one of inventory:admin inventory:write"
+        );
+        let all = ScopeRequirement::all_of(["a", "b"]);
+        assert_eq!(all.describe().to_string(), "all of a b");
+        assert_eq!(
+            ScopeRequirement::any_token().describe().to_string(),
+            "any token"
+        );
+        // The challenge lists the alternatives either way.
+        assert_eq!(any.to_string(), "inventory:admin inventory:write");
+    }
 }

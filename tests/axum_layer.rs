@@ -651,3 +651,60 @@ async fn typed_claims_are_deserialized_once_per_token() {
 fn token_without_tenant() -> String {
     token("payments:read")
 }
+
+#[tokio::test]
+async fn own_middleware_authenticates_through_the_guard_and_extractors_follow() {
+    let guard = guard().await;
+    let through_guard = {
+        let guard = guard.clone();
+        axum::middleware::from_fn(
+            move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+                let guard = guard.clone();
+                async move {
+                    match guard.authenticate_request(&mut request).await {
+                        Ok(_) => next.run(request).await,
+                        Err(rejection) => guard.reject(&rejection, request.headers()),
+                    }
+                }
+            },
+        )
+    };
+    let addr = serve(routes().layer(through_guard)).await;
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("http://{addr}/payments"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let forbidden = client
+        .post(format!("http://{addr}/payments"))
+        .bearer_auth(token("payments:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    // Claims a middleware verified itself and inserted by hand are not taken for the guard's.
+    let by_hand = {
+        let guard = guard.clone();
+        axum::middleware::from_fn(
+            move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+                let guard = guard.clone();
+                async move {
+                    let claims = guard.verify(&token("payments:read")).await.unwrap();
+                    request.extensions_mut().insert(claims);
+                    next.run(request).await
+                }
+            },
+        )
+    };
+    let addr = serve(routes().layer(by_hand)).await;
+    let refused = client
+        .get(format!("http://{addr}/payments"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

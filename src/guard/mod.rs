@@ -50,6 +50,7 @@ pub use builder::{DEFAULT_STARTUP_TIMEOUT, GuardBuilder};
 pub use issuer::{DEFAULT_LEEWAY, Issuer};
 
 use crate::claims::Claims;
+use crate::http::Admitted;
 use crate::http::rejection::{Protocol, Rejection};
 use crate::http::source::TokenSources;
 use crate::jwks::{KeyStatus, KeysUnavailable};
@@ -162,6 +163,46 @@ impl Guard {
             Started::Decided(outcome) => outcome,
             Started::Verify(token) => self.finish(&token).await.map(Some),
         }
+    }
+
+    /// Authenticate `request` for middleware of your own, as [`BearerLayer`](crate::BearerLayer)
+    /// would: on success its extensions hold the verified [`Claims`] (any `Claims` put there
+    /// before are removed) and the mark that tells the scope checks and extractors further in
+    /// that the guard ran. Only the guard can set that mark, so claims inserted by hand are never
+    /// taken for verified ones. On `Err`, answer with [`reject`](Self::reject).
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bearer_guard::testing::SigningKey;
+    /// use bearer_guard::{Algorithm, Claims, Guard, Issuer};
+    ///
+    /// let key = SigningKey::generate(Algorithm::ES256)?;
+    /// let guard = Guard::builder()
+    ///     .issuer(Issuer::new("https://issuer.example").audience("api").keys(key.key_set()))
+    ///     .build()
+    ///     .await?;
+    /// let token = key.token("https://issuer.example", "api").sign()?;
+    /// let mut request = http::Request::get("/").header("authorization", format!("Bearer {token}")).body(())?;
+    /// let claims = guard.authenticate_request(&mut request).await?;
+    /// assert!(claims.is_some());
+    /// assert!(request.extensions().get::<Claims>().is_some());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn authenticate_request<B>(
+        &self,
+        request: &mut http::Request<B>,
+    ) -> Result<Option<Claims>, Rejection> {
+        let outcome = self.authenticate(request.headers(), request.uri()).await?;
+        let extensions = request.extensions_mut();
+        extensions.remove::<Claims>();
+        if let Some(claims) = &outcome {
+            extensions.insert(claims.clone());
+        }
+        extensions.insert(Admitted {
+            realm: self.static_realm(),
+        });
+        Ok(outcome)
     }
 
     /// The decision for a request as far as it can go without waiting: the token is extracted

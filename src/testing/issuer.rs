@@ -57,6 +57,9 @@ pub enum TestIssuerError {
     /// HMAC algorithms need a shared secret, which a JWK Set does not publish.
     #[error("the test issuer publishes public keys; {0} is a shared-secret algorithm")]
     SharedSecretAlgorithm(Algorithm),
+    /// A token request to the issuer's own `/token` endpoint failed or was refused.
+    #[error("token request failed: {0}")]
+    TokenRequest(String),
 }
 
 /// Configures and starts a [`TestIssuer`].
@@ -284,6 +287,60 @@ impl TestIssuer {
     pub fn key_set(&self) -> KeySet {
         // Our own freshly generated public keys always load; an empty set would fail tests loudly.
         KeySet::from_jwks_json(self.jwks().to_string()).unwrap_or_default()
+    }
+
+    /// Get an access token the way a client does: a client-credentials request (HTTP Basic client
+    /// authentication) to this issuer's `/token` endpoint, for `scopes` (empty: every scope the
+    /// client may have). The client must have been registered with
+    /// [`TestIssuerBuilder::client`]. Tests need no HTTP client of their own.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bearer_guard::testing::TestIssuer;
+    ///
+    /// let issuer = TestIssuer::builder()
+    ///     .audience("inventory-api")
+    ///     .client("stock-job", "stock-secret", ["inventory:read", "inventory:write"])
+    ///     .start()
+    ///     .await?;
+    /// let token = issuer.client_credentials("stock-job", "stock-secret", &["inventory:read"]).await?;
+    /// assert_eq!(token.split('.').count(), 3);
+    /// assert!(issuer.client_credentials("stock-job", "wrong", &[]).await.is_err());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scopes: &[&str],
+    ) -> Result<String, TestIssuerError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        if !scopes.is_empty() {
+            form.append_pair("scope", &scopes.join(" "));
+        }
+        let failed = |err: reqwest::Error| TestIssuerError::TokenRequest(err.to_string());
+        let response = reqwest::Client::new()
+            .post(self.token_endpoint())
+            .basic_auth(client_id, Some(client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.finish())
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status();
+        let body: Value = serde_json::from_slice(&response.bytes().await.map_err(failed)?)
+            .map_err(|err| TestIssuerError::TokenRequest(err.to_string()))?;
+        match body.get("access_token").and_then(Value::as_str) {
+            Some(token) if status.is_success() => Ok(token.to_owned()),
+            _ => Err(TestIssuerError::TokenRequest(format!(
+                "HTTP {status}: {}",
+                body.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no access_token")
+            ))),
+        }
     }
 
     /// A builder for a token from this issuer, for its default audience, signed with the current
