@@ -203,7 +203,7 @@ impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for RequireScope<S
 }
 
 /// The verified token's payload as the application's own type `T`, deserialized once per token
-/// ([`Claims::typed`]). Derefs to `T`. A payload that does not fit `T` is refused with
+/// when `T` is the first type asked of that token ([`Claims::typed`]). Derefs to `T`. A payload that does not fit `T` is refused with
 /// `401 invalid_token` (the token lacks claims this API needs).
 ///
 /// ```

@@ -2,8 +2,8 @@
 //!
 //! Put [`BearerLayer`](crate::BearerLayer) on the tonic `Server` (`Server::builder().layer(..)`)
 //! and, for per-method scopes, a [`RequireScopeLayer::per_path`](crate::RequireScopeLayer::per_path)
-//! keyed by `/package.Service/Method`. Rejections become `grpc-status` 16 UNAUTHENTICATED or
-//! 7 PERMISSION_DENIED. In the handler, [`claims`] hands over the verified token, failing closed
+//! keyed by `/package.Service/Method`. Rejections become `grpc-status` 16 UNAUTHENTICATED,
+//! 7 PERMISSION_DENIED or, while the issuer's keys cannot be had, 14 UNAVAILABLE. In the handler, [`claims`] hands over the verified token, failing closed
 //! with UNAUTHENTICATED if the layer is missing.
 //!
 //! ```
@@ -20,16 +20,23 @@
 //! ```
 
 use crate::claims::Claims;
+use crate::http::Admitted;
 
 /// The verified claims of a gRPC request, or UNAUTHENTICATED when there are none (the
 /// [`BearerLayer`](crate::BearerLayer) did not run, or ran in optional mode without a token).
+/// Claims count only where the guard ran: ones put in the extensions by anything else are refused.
 pub fn claims<T>(request: &tonic::Request<T>) -> Result<Claims, tonic::Status> {
-    request
-        .extensions()
+    let extensions = request.extensions();
+    if extensions.get::<Admitted>().is_none() {
+        tracing::error!("gRPC handler reached without BearerLayer in front of it: request refused");
+        return Err(unauthenticated());
+    }
+    extensions
         .get::<Claims>()
         .cloned()
-        .ok_or_else(|| {
-            tracing::error!("gRPC handler reached without verified claims: request refused");
-            tonic::Status::unauthenticated("A bearer access token is required")
-        })
+        .ok_or_else(unauthenticated)
+}
+
+fn unauthenticated() -> tonic::Status {
+    tonic::Status::unauthenticated("A bearer access token is required")
 }

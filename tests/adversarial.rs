@@ -815,6 +815,11 @@ async fn rejects_duplicate_header_parameters() {
         format!(r#"{{"alg":"RS256","alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#),
         format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","kid":"other"}}"#),
         format!(r#"{{"alg":"RS256","typ":"JWT","typ":"at+jwt","kid":"{kid}"}}"#),
+        // Parameters the guard ignores, and nested ones, are no exception.
+        format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x5u":"a","x5u":"b"}}"#),
+        format!(
+            r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","jwk":{{"kty":"RSA","kty":"EC"}}}}"#
+        ),
     ];
     let tokens = headers.map(|header| signed_raw(&header, &claims_json()));
     api.rejects_all(&tokens, &TokenError::Malformed("")).await;

@@ -708,3 +708,56 @@ async fn own_middleware_authenticates_through_the_guard_and_extractors_follow() 
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_quote_in_another_cookie_cannot_hide_a_second_token() {
+    // A cookie planted for the domain with an unclosed quote must not swallow the real token:
+    // both tokens are seen, and two tokens are one too many.
+    let addr = serve(routes().layer(BearerLayer::new(guard_with_sources(false, true).await))).await;
+    let (planted, real) = (token("payments:read"), token("payments:write"));
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/payments"))
+        .header(
+            "cookie",
+            format!("access_token={planted}; x=\"; access_token={real}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn naming_authorization_as_the_token_header_is_a_build_error() {
+    let built = Guard::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).keys(key().key_set()))
+        .token_header(http::header::AUTHORIZATION)
+        .build()
+        .await;
+    assert!(matches!(
+        built,
+        Err(bearer_guard::BuildError::TokenHeaderIsAuthorization)
+    ));
+}
+
+#[tokio::test]
+async fn scope_layers_never_take_claims_the_guard_did_not_leave() {
+    let guard = guard().await;
+    let claims = guard.verify(&token("reports:read")).await.unwrap();
+    let by_hand = axum::middleware::from_fn(
+        move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            let claims = claims.clone();
+            async move {
+                request.extensions_mut().insert(claims);
+                next.run(request).await
+            }
+        },
+    );
+    let addr = serve(routes().layer(by_hand)).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/reports"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -5,6 +5,10 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// [`GuardBuilder::token_header`](super::GuardBuilder::token_header) named `authorization`,
+    /// which is always read (as `Bearer <token>`).
+    #[error("token_header names the Authorization header, which is always read")]
+    TokenHeaderIsAuthorization,
     /// No issuer was configured.
     #[error("no issuer configured")]
     NoIssuers,

@@ -65,7 +65,8 @@ impl GuardBuilder {
 
     /// Also read the token from this header, which carries the bare token (no scheme), for
     /// example `x-forwarded-access-token` set by a proxy in front of the API. A request with a
-    /// token here and in another source, or with this header twice, is refused with 400.
+    /// token here and in another source, or with this header twice, is refused with 400. Naming
+    /// `authorization` itself is a build error ([`BuildError::TokenHeaderIsAuthorization`]).
     pub fn token_header(mut self, name: HeaderName) -> Self {
         self.sources.header = Some(name);
         self
@@ -116,9 +117,10 @@ impl GuardBuilder {
     }
 
     /// Bound on the verified-token cache in bytes (default 16 MiB): each entry counts its token,
-    /// everything its claims hold and a fixed overhead, so the bound is real memory. Each thread
-    /// that verifies tokens may hold up to ~2 MiB more of recently used entries (a few hundred KiB
-    /// with typical tokens).
+    /// everything its claims hold when it is cached and a fixed overhead, so the bound is real
+    /// memory. Not counted: what handlers add to cached claims later (the payload's JSON document
+    /// once `Claims::get`, `deserialize` or `typed` ran, a typed value), and up to ~2 MiB per thread
+    /// that verifies tokens of recently used entries (a few hundred KiB with typical tokens).
     pub fn verified_token_cache_size(mut self, max_bytes: u64) -> Self {
         self.cache.config.max_bytes = max_bytes;
         self
@@ -135,6 +137,10 @@ impl GuardBuilder {
     pub async fn build(self) -> Result<Guard, BuildError> {
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuers);
+        }
+        if self.sources.header == Some(http::header::AUTHORIZATION) {
+            // Read twice, every request would carry "two tokens".
+            return Err(BuildError::TokenHeaderIsAuthorization);
         }
         let mut client = HttpClient::Pending(self.http_client);
         let mut issuers = Vec::with_capacity(self.issuers.len());

@@ -264,8 +264,8 @@ impl Guard {
     }
 
     /// Full verification. Until the signature has verified, only the token's syntax, its issuer,
-    /// its algorithm and its key are looked at, and each of their refusals reads the same to the
-    /// client; the claims are parsed and checked after.
+    /// its algorithm and its key are looked at, and every refusal but the syntax's reads the same
+    /// to the client; the claims are parsed and checked after.
     async fn verify_in_full(&self, token: &str) -> Result<Claims, VerifyError> {
         let unverified = token::parse(token)?;
         let issuer = unverified

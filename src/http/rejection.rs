@@ -232,6 +232,11 @@ impl Protocol {
 /// Any `Fn(&Rejection) -> Option<(HeaderValue, B)>` is one: it returns the content type and the
 /// body, or `None` for the default empty body.
 ///
+/// Put only what the client may see in the body: [`Rejection::description`],
+/// [`Rejection::status`], [`Rejection::error_code`]. The rejection's `Display` and `Debug` give
+/// the precise reason for logs (an untrusted issuer, a disallowed algorithm), which the guard
+/// never tells a client whose token's signature has not verified.
+///
 /// ```
 /// use bearer_guard::{Protocol, Rejection, RejectionBody, TokenError};
 /// use http::HeaderValue;

@@ -15,8 +15,7 @@
 
 use std::borrow::Cow;
 
-use headers::HeaderMapExt as _;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, Uri};
 
 /// Default maximum token size in bytes.
@@ -97,7 +96,7 @@ impl TokenSources {
             )?;
         }
         if let Some(name) = &self.cookie {
-            found = one_of(found, self.cookie_token(headers, name)?.map(Cow::Owned))?;
+            found = one_of(found, self.cookie_token(headers, name)?.map(Cow::Borrowed))?;
         }
         Ok(found)
     }
@@ -118,24 +117,32 @@ impl TokenSources {
         self.check_token(value.as_bytes().trim_ascii()).map(Some)
     }
 
-    /// The token of the configured cookie, read with the `headers` crate's `Cookie` parser across
-    /// every `Cookie` header; the cookie named twice is two tokens.
-    fn cookie_token(&self, headers: &HeaderMap, name: &str) -> Result<Option<String>, BearerError> {
-        let Some(cookies) = headers.typed_get::<headers::Cookie>() else {
-            return Ok(None);
-        };
-        let mut values = cookies
+    /// The token of the configured cookie, across every `Cookie` header; the cookie named twice is
+    /// two tokens. The pairs are split on `;` as RFC 6265 §5.4 sends them, with no quoting: a
+    /// parser that lets a `"` swallow what follows would let a planted cookie such as `x="` hide
+    /// the real token behind its own.
+    fn cookie_token<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        name: &str,
+    ) -> Result<Option<&'r str>, BearerError> {
+        let mut values = headers
+            .get_all(COOKIE)
             .iter()
-            .filter(|(candidate, _)| *candidate == name)
-            .map(|(_, value)| value);
+            .flat_map(|header| header.as_bytes().split(|byte| *byte == b';'))
+            .filter_map(|pair| {
+                let pair = pair.trim_ascii();
+                let equals = pair.iter().position(|byte| *byte == b'=')?;
+                (pair[..equals].trim_ascii() == name.as_bytes())
+                    .then(|| pair[equals + 1..].trim_ascii())
+            });
         let Some(value) = values.next() else {
             return Ok(None);
         };
         if values.next().is_some() {
             return Err(BearerError::MultipleTokens);
         }
-        self.check_token(value.as_bytes())
-            .map(|token| Some(token.to_owned()))
+        self.check_token(value).map(Some)
     }
 
     fn header_token<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, BearerError> {

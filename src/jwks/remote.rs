@@ -645,7 +645,13 @@ impl Shared {
         let current = CurrentKeys {
             keys: Arc::clone(&keys),
             etag,
-            refresh_at: now + ttl.mul_f64(self.options.refresh_ahead),
+            // A set without a usable key is due again at once: requests then start the retry
+            // when it is due, even if the retry timer's task is gone.
+            refresh_at: if keys.is_empty() {
+                now
+            } else {
+                now + ttl.mul_f64(self.options.refresh_ahead)
+            },
             usable_until: now.checked_add(ttl.saturating_add(self.options.stale_limit)),
         };
         let mut control = lock(&self.control);

@@ -183,13 +183,15 @@ where
 /// The scope decision for one request.
 fn check<B>(policy: &Policy, request: &Request<B>) -> Result<(), Rejection> {
     let extensions = request.extensions();
+    // Claims count only where the guard ran: anything else could have put them there.
+    if extensions.get::<Admitted>().is_none() {
+        tracing::error!(
+            path = request.uri().path(),
+            "RequireScopeLayer reached without BearerLayer in front of it: request refused"
+        );
+        return Err(Rejection::MissingToken);
+    }
     let Some(claims) = extensions.get::<Claims>() else {
-        if extensions.get::<Admitted>().is_none() {
-            tracing::error!(
-                path = request.uri().path(),
-                "RequireScopeLayer reached without BearerLayer in front of it: request refused"
-            );
-        }
         return Err(Rejection::MissingToken);
     };
     let requirement = policy.requirement_for(request.uri().path());

@@ -6,7 +6,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed as _, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::claims::claims_error;
 use super::json::{MemberName, UniqueMembers, check_unique};
@@ -98,6 +98,10 @@ pub(crate) fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
     if !is_json_object(&header_bytes) {
         return Err(TokenError::Malformed("header is not a JSON object"));
     }
+    // Every member unique at any depth, unknown and nested parameters included.
+    UniqueMembers(&mut Vec::new())
+        .deserialize(&mut serde_json::Deserializer::from_slice(&header_bytes))
+        .map_err(|_| TokenError::Malformed("header is not a valid JOSE header"))?;
     let header: RawHeader = serde_json::from_slice(&header_bytes)
         .map_err(|_| TokenError::Malformed("header is not a valid JOSE header"))?;
     if header.crit {

@@ -21,8 +21,10 @@
 //!    of the payload unique at every depth, claim arrays bounded, then `exp`, `nbf`, `iat`, `aud`,
 //!    `typ`, RFC 9068 and the lifetime policy.
 //!
-//! Refusals in steps 1–3 other than syntax share one description ("not accepted"), so a probe with
-//! unsigned tokens cannot tell a trusted issuer, algorithm, audience or `kid` from an untrusted one.
+//! Refusals in steps 1–3 other than the token's own syntax (malformed, a member twice, `crit`, a
+//! missing or non-string `iss`) share one description ("not accepted"), so a probe with unsigned
+//! tokens cannot tell a trusted issuer, algorithm, audience or `kid` from an untrusted one. (While
+//! a trusted issuer's keys cannot be had at all, its tokens get 503 rather than 401.)
 //!
 //! Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never read: keys only ever
 //! come from the issuer's configured key source.
