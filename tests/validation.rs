@@ -36,6 +36,17 @@ async fn guard_with(issuer: Issuer) -> Guard {
         .expect("guard builds")
 }
 
+/// Scopes read from Keycloak's `realm_access.roles`.
+async fn realm_roles_guard() -> Guard {
+    guard_with(
+        Issuer::new(ISS)
+            .audience(AUD)
+            .keys(rsa().key_set())
+            .scope_claims(["realm_access.roles"]),
+    )
+    .await
+}
+
 async fn guard_for(key: &SigningKey) -> Guard {
     guard_with(Issuer::new(ISS).audience(AUD).keys(key.key_set())).await
 }
@@ -1131,13 +1142,7 @@ async fn rejects_scope_claims_of_the_wrong_type() {
             "{claim}"
         );
     }
-    let custom = guard_with(
-        Issuer::new(ISS)
-            .audience(AUD)
-            .keys(rsa().key_set())
-            .scope_claims(["realm_access.roles"]),
-    )
-    .await;
+    let custom = realm_roles_guard().await;
     let token = rsa()
         .token(ISS, AUD)
         .claim("realm_access", json!({"roles": 5}))
@@ -1456,13 +1461,7 @@ async fn custom_claims_and_typed_claims_read_one_parse() {
     struct RealmAccess {
         roles: Vec<String>,
     }
-    let guard = guard_with(
-        Issuer::new(ISS)
-            .audience(AUD)
-            .keys(rsa().key_set())
-            .scope_claims(["realm_access.roles"]),
-    )
-    .await;
+    let guard = realm_roles_guard().await;
     let token = rsa()
         .token(ISS, AUD)
         .claim("tenant", "acme")
